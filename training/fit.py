@@ -1,0 +1,123 @@
+"""Training loops: Keras ``fit`` for rankers, a custom loop for the two towers."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from service.features.encoder import Arrays
+from training.models.dssm import DSSMConfig
+from training.models.rankers import RankerConfig
+from training.tasks import InBatchSoftmax
+
+log = logging.getLogger(__name__)
+
+
+def take(arrays: Arrays, rows: np.ndarray) -> Arrays:
+    return {name: values[rows] for name, values in arrays.items()}
+
+
+def fit_ranker(
+    model: keras.Model,
+    train: tuple[Arrays, np.ndarray],
+    val: tuple[Arrays, np.ndarray],
+    cfg: RankerConfig,
+) -> dict[str, float]:
+    """Adam on binary cross-entropy, early stopping on validation AUC (best weights kept)."""
+    model.compile(
+        optimizer=keras.optimizers.Adam(cfg.learning_rate),
+        loss="binary_crossentropy",
+        metrics=[keras.metrics.AUC(name="auc")],
+    )
+    stop = keras.callbacks.EarlyStopping(
+        monitor="val_auc", mode="max", patience=cfg.patience, restore_best_weights=True
+    )
+    history = model.fit(
+        train[0],
+        train[1].astype(np.float32),
+        validation_data=(val[0], val[1].astype(np.float32)),
+        batch_size=cfg.batch_size,
+        epochs=cfg.epochs,
+        callbacks=[stop],
+        shuffle=True,
+        verbose=0,
+    )
+    best = int(np.argmax(history.history["val_auc"]))
+    log.info(
+        "ranker %s: best epoch %d of %d, val AUC %.4f",
+        model.name,
+        best + 1,
+        len(history.history["val_auc"]),
+        history.history["val_auc"][best],
+    )
+    return {
+        "epochs": len(history.history["val_auc"]),
+        "best_epoch": best + 1,
+        "val_auc": float(history.history["val_auc"][best]),
+    }
+
+
+def fit_towers(
+    user_tower: keras.Model,
+    item_tower: keras.Model,
+    users: Arrays,
+    items: Arrays,
+    pair_items: np.ndarray,
+    log_q: np.ndarray,
+    validate: Callable[[], float],
+    cfg: DSSMConfig,
+    seed: int,
+) -> dict[str, float]:
+    """In-batch softmax over positive pairs; early stopping on ``validate()`` (higher is better).
+
+    ``users`` holds one row per positive pair; ``items`` holds the catalog, and
+    ``pair_items[i]`` is the catalog row of pair i's item; ``log_q [catalog]``.
+    """
+    task = InBatchSoftmax(cfg.temperature, cfg.logq_correction)
+    optimizer = keras.optimizers.Adam(cfg.learning_rate)
+    variables = user_tower.trainable_variables + [
+        v
+        for v in item_tower.trainable_variables
+        if all(v is not u for u in user_tower.trainable_variables)
+    ]
+    log_q = tf.constant(log_q, tf.float32)
+
+    @tf.function(reduce_retracing=True)
+    def step(user_batch, item_batch, item_rows):
+        with tf.GradientTape() as tape:
+            u = user_tower(user_batch, training=True)
+            v = item_tower(item_batch, training=True)
+            loss = task(u, v, item_rows, tf.gather(log_q, item_rows))
+            loss += sum(user_tower.losses) + sum(item_tower.losses)
+        optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables, strict=True))
+        return loss
+
+    rng = np.random.default_rng(seed)
+    n = len(pair_items)
+    best, best_epoch, best_weights, waited = -np.inf, 0, None, 0
+    epochs_run = 0
+    for epoch in range(cfg.epochs):
+        order = rng.permutation(n)
+        losses = []
+        for start in range(0, n - cfg.batch_size + 1, cfg.batch_size):
+            rows = order[start : start + cfg.batch_size]
+            item_rows = pair_items[rows]
+            losses.append(float(step(take(users, rows), take(items, item_rows), item_rows)))
+        epochs_run = epoch + 1
+        score = validate()
+        log.info("dssm epoch %d: loss %.4f, validation %.4f", epoch + 1, np.mean(losses), score)
+        if score > best:
+            best, best_epoch, waited = score, epoch + 1, 0
+            best_weights = (user_tower.get_weights(), item_tower.get_weights())
+        else:
+            waited += 1
+            if waited >= cfg.patience:
+                break
+    if best_weights is not None:
+        user_tower.set_weights(best_weights[0])
+        item_tower.set_weights(best_weights[1])
+    return {"epochs": epochs_run, "best_epoch": best_epoch, "val_score": float(best)}
