@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -17,8 +18,12 @@ app = typer.Typer(
 )
 data_app = typer.Typer(help="Data sets.", no_args_is_help=True)
 bundle_app = typer.Typer(help="Model bundles.", no_args_is_help=True)
+index_app = typer.Typer(help="Index a bundle's items into the vector index.")
+lite_app = typer.Typer(help="Milvus Lite helpers.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 app.add_typer(bundle_app, name="bundle")
+app.add_typer(index_app, name="index")
+app.add_typer(lite_app, name="milvus-lite")
 console = Console(stderr=True)
 
 
@@ -124,6 +129,168 @@ def bundle_inspect(path: Path, as_json: Annotated[bool, typer.Option("--json")] 
     out.print(table)
     out.print_json(json.dumps(manifest.metrics))
     out.print("[green]verified: hashes match, sessions load, smoke inference passed")
+
+
+UriOption = Annotated[
+    str | None,
+    typer.Option("--uri", help="Milvus URI (default: RECSYS_MILVUS_URI or ./data/milvus.db)."),
+]
+
+
+def _load(bundle: Path):
+    from service.bundle import BundleError, load_bundle
+
+    try:
+        return load_bundle(bundle)
+    except BundleError as exc:
+        console.print(f"[red]invalid bundle: {exc}")
+        raise typer.Exit(1) from None
+
+
+def _open_index(uri: str | None):
+    from service.index import open_index
+    from service.settings import get_settings
+
+    settings = get_settings()
+    uri = uri or settings.milvus_uri
+    if uri == "memory://":
+        return open_index(uri)
+    if "://" not in uri:
+        Path(uri).parent.mkdir(parents=True, exist_ok=True)
+    return open_index(
+        uri,
+        token=settings.milvus_token,
+        timeout_s=settings.milvus_timeout_s,
+        index=settings.milvus_index,
+    )
+
+
+@index_app.callback(invoke_without_command=True)
+def index_items(
+    ctx: typer.Context,
+    bundle: Annotated[
+        Path | None, typer.Option(help="Bundle folder whose item tower embeds.")
+    ] = None,
+    items: Annotated[
+        Path | None, typer.Option(help="Items file: .parquet, .csv or .jsonl.")
+    ] = None,
+    uri: UriOption = None,
+    batch: Annotated[int, typer.Option(min=1, max=100_000, help="Rows per batch.")] = 2048,
+    shard: Annotated[
+        str, typer.Option(help="i/N: index only shard i of N (stable by item id).")
+    ] = "0/1",
+    on_bad_rows: Annotated[
+        str, typer.Option(help="fail: stop at the first bad row; skip: report and skip.")
+    ] = "fail",
+    checkpoint_dir: Annotated[
+        Path | None, typer.Option(help="Checkpoint folder (resume after a crash).")
+    ] = None,
+) -> None:
+    """Embed items with the bundle's item tower and upsert them into its collection."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if bundle is None or items is None:
+        console.print("[red]--bundle and --items are required (or use a subcommand: status)")
+        raise typer.Exit(2)
+    try:
+        i, n = (int(x) for x in shard.split("/"))
+        if not 0 <= i < n:
+            raise ValueError
+    except ValueError:
+        console.print(f"[red]--shard must be i/N with 0 <= i < N, not {shard!r}")
+        raise typer.Exit(2) from None
+    if on_bad_rows not in ("fail", "skip"):
+        console.print("[red]--on-bad-rows must be fail or skip")
+        raise typer.Exit(2)
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from service.index import VectorIndexError
+    from service.indexing import IndexJobError, ReaderError, run_index_job
+    from service.settings import get_settings
+
+    loaded = _load(bundle)
+    index = _open_index(uri)
+    columns = (
+        TextColumn("indexing"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]} items/s"),
+        TimeElapsedColumn(),
+    )
+    try:
+        with Progress(*columns, console=console) as bar:
+            task = bar.add_task("index", total=None, rate="-")
+
+            def advance(rows: int) -> None:
+                bar.advance(task, rows)
+                elapsed = bar.tasks[0].elapsed or 1e-9
+                bar.update(task, rate=f"{bar.tasks[0].completed / elapsed:,.0f}")
+
+            report = run_index_job(
+                loaded,
+                index,
+                items,
+                checkpoint_dir or get_settings().index_checkpoint_dir,
+                batch_size=batch,
+                shard=i,
+                shards=n,
+                on_bad_rows=on_bad_rows,
+                progress=advance,
+            )
+    except (IndexJobError, ReaderError, VectorIndexError) as exc:
+        console.print(f"[red]indexing failed: {exc}")
+        raise typer.Exit(1) from None
+    finally:
+        index.close()
+    if report.bad_rows:
+        console.print(f"[yellow]{report.bad_rows} bad rows skipped, e.g.: {report.bad_examples}")
+    if report.resumed_batches:
+        console.print(f"resumed after {report.resumed_batches} committed batches")
+    rate = report.indexed / max(report.embed_seconds + report.upsert_seconds, 1e-9)
+    console.print(
+        f"{report.collection}: {report.indexed} upserted ({report.rows_read} rows read), "
+        f"{report.final_count} in the collection; embed {report.embed_seconds:.1f}s, "
+        f"upsert {report.upsert_seconds:.1f}s ({rate:,.0f} items/s)"
+    )
+
+
+@index_app.command("status")
+def index_status(
+    bundle: Annotated[Path, typer.Option(help="Bundle folder.")],
+    uri: UriOption = None,
+) -> None:
+    """Show the bundle's collection: name, count, index type, metric."""
+    from service.bundle import read_manifest
+    from service.index import VectorIndexError
+
+    manifest = read_manifest(bundle)
+    index = _open_index(uri)
+    try:
+        described = index.describe(manifest.version)
+        described["fields"] = [dataclasses.asdict(f) for f in described.get("fields", [])]
+        typer.echo(json.dumps(described, indent=2, default=str))
+    except VectorIndexError as exc:
+        console.print(f"[red]{exc}")
+        raise typer.Exit(1) from None
+    finally:
+        index.close()
+
+
+@lite_app.command("serve")
+def lite_serve(
+    db: Annotated[Path, typer.Option(help="Milvus Lite database file.")] = Path("data/milvus.db"),
+    port: Annotated[int, typer.Option(min=1, max=65535)] = 19530,
+    host: str = "127.0.0.1",
+) -> None:
+    """Serve one Milvus Lite file over gRPC so several local processes can share it."""
+    from service.index.lite_server import LiteServerError, serve
+
+    db.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        serve(db, port=port, host=host)
+    except LiteServerError as exc:
+        console.print(f"[red]{exc}")
+        raise typer.Exit(1) from None
 
 
 def main() -> None:

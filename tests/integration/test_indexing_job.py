@@ -1,0 +1,163 @@
+"""The batch indexing job against real Milvus Lite and the exact reference index."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from service.bundle import load_bundle
+from service.index import CollectionMismatch, ScalarField, open_index
+from service.indexing import IndexJobError, run_index_job
+from service.indexing.job import in_shard
+
+
+@pytest.fixture(scope="module")
+def bundle(posts_bundle: Path):
+    return load_bundle(posts_bundle)
+
+
+@pytest.fixture(scope="module")
+def items_file(posts_dir: Path) -> Path:
+    return posts_dir / "items.parquet"
+
+
+def test_lite_index_matches_exact_search(bundle, items_file: Path, tmp_path: Path) -> None:
+    lite = open_index(str(tmp_path / "job.db"), timeout_s=10)
+    exact = open_index("memory://")
+    for index in (lite, exact):
+        report = run_index_job(bundle, index, items_file, tmp_path / "cp", batch_size=500)
+        assert report.indexed == report.final_count == 1500
+        assert report.embed_seconds > 0 and report.upsert_seconds > 0
+    users = bundle.embed_users({"client_id": [f"u{i}" for i in range(20)]}, 20)
+    recalls = []
+    for vector in users:
+        want = {h.item_id for h in exact.search(bundle.version, vector, 100)}
+        got = {h.item_id for h in lite.search(bundle.version, vector, 100)}
+        recalls.append(len(want & got) / 100)
+    assert np.mean(recalls) >= 0.95
+    topic = lite.search(bundle.version, users[0], 50, filter={"topic_id": ["t3"]})
+    items = pd.read_parquet(items_file).set_index("post_id")
+    assert topic and all(items.loc[h.item_id, "topic_id"] == "t3" for h in topic)
+    lite.close()
+
+
+def test_rerun_neither_duplicates_nor_loses(bundle, items_file: Path, tmp_path: Path) -> None:
+    index = open_index(str(tmp_path / "rerun.db"), timeout_s=10)
+    first = run_index_job(bundle, index, items_file, tmp_path / "cp", batch_size=400)
+    second = run_index_job(bundle, index, items_file, tmp_path / "cp", batch_size=400)
+    assert first.final_count == second.final_count == 1500
+    assert second.resumed_batches == 0  # a finished job leaves no checkpoint behind
+    index.close()
+
+
+def test_shards_split_the_input_exactly(bundle, items_file: Path, tmp_path: Path) -> None:
+    index = open_index("memory://")
+    reports = [
+        run_index_job(bundle, index, items_file, tmp_path / "cp", shard=i, shards=3)
+        for i in range(3)
+    ]
+    assert sum(r.indexed for r in reports) == 1500 == index.count(bundle.version)
+    ids = pd.read_parquet(items_file)["post_id"]
+    assert [sum(in_shard(i, s, 3) for i in ids) for s in range(3)] == [r.indexed for r in reports]
+
+
+def test_bad_rows_fail_or_are_reported(bundle, tmp_path: Path) -> None:
+    good = {"post_id": "p1", "topic_id": "t1", "post_vec": [0.1] * 32}
+    lines = [
+        json.dumps(good),
+        json.dumps({"topic_id": "t2"}),
+        json.dumps({**good, "post_id": "p2", "post_vec": [0.1] * 3}),
+        "{not json",
+        json.dumps({**good, "post_id": "p3"}),
+    ]
+    path = tmp_path / "items.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(IndexJobError, match="bad row 1: missing or invalid 'post_id'"):
+        run_index_job(bundle, open_index("memory://"), path, tmp_path / "cp1")
+    index = open_index("memory://")
+    report = run_index_job(bundle, index, path, tmp_path / "cp2", on_bad_rows="skip")
+    assert report.bad_rows == 3 and report.indexed == 2 == index.count(bundle.version)
+    assert any("post_vec: expected 32 values, got 3" in e for e in report.bad_examples)
+    assert any("line 4: invalid JSON" in e for e in report.bad_examples)
+
+
+def test_csv_items_with_lists_and_vectors(bundle, tmp_path: Path) -> None:
+    path = tmp_path / "items.csv"
+    vec = " ".join(["0.1"] * 32)
+    path.write_text(
+        f'post_id,topic_id,post_vec\np1,t1,{vec}\np2,t2,"[{", ".join(["0.2"] * 32)}]"\n'
+    )
+    index = open_index("memory://")
+    assert run_index_job(bundle, index, path, tmp_path / "cp").indexed == 2
+
+
+def test_collection_of_another_shape_is_refused(bundle, items_file: Path, tmp_path: Path) -> None:
+    index = open_index(str(tmp_path / "mismatch.db"), timeout_s=10)
+    index.ensure_collection(bundle.version, 8, [ScalarField("topic_id", "string")])
+    with pytest.raises(CollectionMismatch):
+        run_index_job(bundle, index, items_file, tmp_path / "cp")
+    index.close()
+
+
+def test_killed_job_resumes_without_duplicates(
+    posts_bundle: Path, items_file: Path, tmp_path: Path
+) -> None:
+    items = pd.read_parquet(items_file)
+    big = pd.concat(
+        [items.assign(post_id=items["post_id"] + f"_{copy}") for copy in range(20)],
+        ignore_index=True,
+    )
+    big_file = tmp_path / "big.parquet"
+    big.to_parquet(big_file)
+    db, checkpoints = tmp_path / "killed.db", tmp_path / "cp"
+    command = [
+        sys.executable,
+        "-m",
+        "service",
+        "index",
+        "--bundle",
+        str(posts_bundle),
+        "--items",
+        str(big_file),
+        "--uri",
+        str(db),
+        "--batch",
+        "100",
+        "--checkpoint-dir",
+        str(checkpoints),
+    ]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    committed = 0
+    while time.monotonic() < deadline and proc.poll() is None:
+        files = list(checkpoints.glob("*.json"))
+        if files:
+            try:
+                committed = json.loads(files[0].read_text())["batches"]
+            except (ValueError, FileNotFoundError):
+                committed = 0
+        if committed >= 20:
+            break
+        time.sleep(0.01)
+    assert proc.poll() is None, "the job finished before it could be killed"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert 20 <= committed < len(big) // 100
+
+    rerun = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr
+    assert "resumed after" in rerun.stderr
+    index = open_index(str(db), timeout_s=10)
+    version = load_bundle(posts_bundle).version
+    assert index.count(version) == len(big)
+    assert not list(checkpoints.glob("*.json"))
+    index.close()
