@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTHON ?= python3
 
-.PHONY: install test lint format
+.PHONY: install test lint format demo
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,3 +26,8 @@ lint: install
 format: install
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
+
+# From a fresh clone to a running API on the embedded default (Milvus Lite file + SQLite):
+# data -> train -> index -> profiles -> serve on :8000. A second run reuses what exists.
+demo: install
+	$(VENV)/bin/recsys demo

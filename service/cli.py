@@ -20,15 +20,18 @@ data_app = typer.Typer(help="Data sets.", no_args_is_help=True)
 bundle_app = typer.Typer(help="Model bundles.", no_args_is_help=True)
 index_app = typer.Typer(help="Index a bundle's items into the vector index.")
 lite_app = typer.Typer(help="Milvus Lite helpers.", no_args_is_help=True)
+users_app = typer.Typer(help="User profiles in the state store.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 app.add_typer(bundle_app, name="bundle")
 app.add_typer(index_app, name="index")
 app.add_typer(lite_app, name="milvus-lite")
+app.add_typer(users_app, name="users")
 console = Console(stderr=True)
 
 
 def _need_training() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)  # retracing notices
     try:
         import tensorflow  # noqa: F401
         import tf2onnx  # noqa: F401
@@ -76,6 +79,10 @@ def train(
     config: Annotated[Path | None, typer.Option(help="TOML file of training settings.")] = None,
     ranker: Annotated[str | None, typer.Option(help="Ranker to serve: lr, fm, deepfm.")] = None,
     seed: Annotated[int | None, typer.Option()] = None,
+    link: Annotated[
+        str | None,
+        typer.Option(help="Also point OUT/LINK (a symlink, e.g. 'current') at the new bundle."),
+    ] = None,
 ) -> None:
     """Train DSSM towers and a ranker, evaluate them, export ONNX and write a bundle."""
     _need_training()
@@ -95,6 +102,11 @@ def train(
     except DatasetError as exc:
         console.print(f"[red]{exc}")
         raise typer.Exit(1) from None
+    if link:
+        staging = out / f".{link}.tmp"
+        staging.unlink(missing_ok=True)
+        staging.symlink_to(path.name)
+        os.replace(staging, out / link)  # atomic: readers see the old or the new bundle
     typer.echo(path)
 
 
@@ -148,21 +160,24 @@ def _load(bundle: Path):
 
 
 def _open_index(uri: str | None):
-    from service.index import open_index
     from service.settings import get_settings
+    from service.wiring import index_from_settings
 
-    settings = get_settings()
-    uri = uri or settings.milvus_uri
-    if uri == "memory://":
-        return open_index(uri)
-    if "://" not in uri:
-        Path(uri).parent.mkdir(parents=True, exist_ok=True)
-    return open_index(
-        uri,
-        token=settings.milvus_token,
-        timeout_s=settings.milvus_timeout_s,
-        index=settings.milvus_index,
-    )
+    return index_from_settings(get_settings(), uri)
+
+
+def _open_store(uri: str | None):
+    from service.settings import get_settings
+    from service.state import StoreError
+    from service.wiring import store_from_settings
+
+    if uri == "none":
+        return None
+    try:
+        return store_from_settings(get_settings(), uri)
+    except (StoreError, ValueError) as exc:
+        console.print(f"[red]state store: {exc}")
+        raise typer.Exit(1) from None
 
 
 @index_app.callback(invoke_without_command=True)
@@ -185,8 +200,16 @@ def index_items(
     checkpoint_dir: Annotated[
         Path | None, typer.Option(help="Checkpoint folder (resume after a crash).")
     ] = None,
+    store: Annotated[
+        str | None,
+        typer.Option(
+            help="State store that receives the item catalog (default: RECSYS_STORE_URI); "
+            "'none' indexes vectors only."
+        ),
+    ] = None,
 ) -> None:
-    """Embed items with the bundle's item tower and upsert them into its collection."""
+    """Embed items with the bundle's item tower, upsert them into its collection and record
+    them in the service's item catalog."""
     if ctx.invoked_subcommand is not None:
         return
     if bundle is None or items is None:
@@ -207,8 +230,10 @@ def index_items(
     from service.index import VectorIndexError
     from service.indexing import IndexJobError, ReaderError, run_index_job
     from service.settings import get_settings
+    from service.state import StoreError
 
     loaded = _load(bundle)
+    catalog = _open_store(store)
     index = _open_index(uri)
     columns = (
         TextColumn("indexing"),
@@ -236,12 +261,15 @@ def index_items(
                 shards=n,
                 on_bad_rows=on_bad_rows,
                 progress=advance,
+                catalog=catalog,
             )
-    except (IndexJobError, ReaderError, VectorIndexError) as exc:
+    except (IndexJobError, ReaderError, VectorIndexError, StoreError) as exc:
         console.print(f"[red]indexing failed: {exc}")
         raise typer.Exit(1) from None
     finally:
         index.close()
+        if catalog is not None:
+            catalog.close()
     if report.bad_rows:
         console.print(f"[yellow]{report.bad_rows} bad rows skipped, e.g.: {report.bad_examples}")
     if report.resumed_batches:
@@ -274,6 +302,124 @@ def index_status(
         raise typer.Exit(1) from None
     finally:
         index.close()
+
+
+@users_app.command("import")
+def users_import(
+    bundle: Annotated[Path, typer.Option(help="Bundle whose schema names the profile features.")],
+    file: Annotated[Path, typer.Option(help="Users file: .parquet, .csv or .jsonl.")],
+    store: Annotated[
+        str | None, typer.Option(help="State store URI (default: RECSYS_STORE_URI).")
+    ] = None,
+) -> None:
+    """Store each user's profile features (the schema's user features) for the service."""
+    from service.indexing import ReaderError
+    from service.indexing.readers import read_rows
+    from service.online.model import profile_features
+    from service.state import StoreError
+
+    schema = _load(bundle).encoder.schema
+    names = [f.name for f in profile_features(schema)]
+    catalog = _open_store(store)
+    count = 0
+    try:
+        for row in read_rows(file, schema, key=schema.user_key):
+            features = {n: row[n] for n in names if row.get(n) is not None}
+            catalog.put_profile(str(row[schema.user_key]), features)
+            count += 1
+    except (ReaderError, StoreError) as exc:
+        console.print(f"[red]import failed after {count} users: {exc}")
+        raise typer.Exit(1) from None
+    finally:
+        catalog.close()
+    console.print(f"{count} user profiles stored ({', '.join(names)})")
+
+
+@app.command("serve")
+def serve(
+    bundle: Annotated[
+        Path | None, typer.Option(help="Bundle to serve (default: RECSYS_BUNDLE).")
+    ] = None,
+    milvus_uri: Annotated[
+        str | None, typer.Option(help="Vector index URI (default: RECSYS_MILVUS_URI).")
+    ] = None,
+    store: Annotated[
+        str | None, typer.Option(help="State store URI (default: RECSYS_STORE_URI).")
+    ] = None,
+    host: Annotated[str | None, typer.Option(help="Listen address (default: RECSYS_HOST).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default: RECSYS_PORT).")] = None,
+    workers: Annotated[
+        int | None, typer.Option(min=1, max=64, help="Worker processes (default: RECSYS_WORKERS).")
+    ] = None,
+) -> None:
+    """Serve the REST API (uvicorn). Options override the RECSYS_* settings."""
+    import uvicorn
+    from pydantic import ValidationError
+
+    from service.settings import Settings
+    from service.wiring import is_lite_file
+
+    overrides = {
+        "RECSYS_BUNDLE": bundle,
+        "RECSYS_MILVUS_URI": milvus_uri,
+        "RECSYS_STORE_URI": store,
+        "RECSYS_HOST": host,
+        "RECSYS_PORT": port,
+        "RECSYS_WORKERS": workers,
+    }
+    # Worker processes build their app from the environment: pass the options on through it.
+    os.environ.update({k: str(v) for k, v in overrides.items() if v is not None})
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        console.print(f"[red]invalid settings: {exc}")
+        raise typer.Exit(2) from None
+    if settings.bundle is None:
+        console.print("[red]no bundle: pass --bundle or set RECSYS_BUNDLE")
+        raise typer.Exit(2)
+    if settings.workers > 1 and is_lite_file(settings.milvus_uri):
+        console.print(
+            f"[red]--workers {settings.workers} cannot share the Milvus Lite file "
+            f"{settings.milvus_uri} (one process holds its lock). Serve it first with "
+            f"`recsys milvus-lite serve --db {settings.milvus_uri} --port 19530` and pass "
+            "--milvus-uri http://127.0.0.1:19530, or use a Milvus server."
+        )
+        raise typer.Exit(2)
+    uvicorn.run(
+        "service.app:create_app",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers,
+        log_config=None,
+    )
+
+
+@app.command("demo")
+def demo(
+    data_dir: Annotated[Path, typer.Option(help="Synthetic data folder.")] = Path("data/posts"),
+    bundles: Annotated[Path, typer.Option(help="Bundles folder.")] = Path("bundles"),
+    port: Annotated[int, typer.Option(min=1, max=65535)] = 8000,
+) -> None:
+    """Data -> train -> index -> profiles -> serve on the embedded default (Milvus Lite file,
+    SQLite). Steps whose result exists are skipped, so a second run starts serving at once."""
+    _need_training()
+    from service.bundle import BundleError
+    from service.demo import example_requests, prepare
+    from service.index import VectorIndexError
+    from service.indexing import IndexJobError, ReaderError
+    from service.settings import get_settings
+    from service.state import StoreError
+
+    try:
+        bundle = prepare(get_settings(), data_dir, bundles, console)
+    except (BundleError, VectorIndexError, IndexJobError, ReaderError, StoreError) as exc:
+        console.print(f"[red]{exc}")
+        raise typer.Exit(1) from None
+    console.rule("[bold]step 5/5: serve the API")
+    console.print("Once the log says ready, try:")
+    typer.echo(example_requests(port))  # plain stdout: no wrapping, ready to paste
+    serve(bundle=bundle, port=port, milvus_uri=None, store=None, host=None, workers=1)
 
 
 @lite_app.command("serve")

@@ -28,6 +28,49 @@ class Settings(BaseSettings):
         Path("data/index-checkpoints"), description="Where batch indexing jobs keep checkpoints."
     )
 
+    # the online service
+    host: str = Field("127.0.0.1", description="Address `recsys serve` listens on.")
+    port: int = Field(8000, ge=1, le=65535, description="Port `recsys serve` listens on.")
+    workers: int = Field(1, ge=1, le=64, description="uvicorn worker processes.")
+    bundle: Path | None = Field(
+        None, description="Bundle the service loads at start (a folder under bundles/)."
+    )
+    store_uri: str = Field(
+        "sqlite:///data/state.db",
+        description="State store: sqlite:///path (one machine, several processes) or "
+        "redis://host:port/db (several machines).",
+    )
+    store_timeout_s: float = Field(2.0, gt=0, description="Timeout of every store call.")
+    events_per_user: int = Field(200, ge=1, description="Recent events kept per user.")
+    api_keys: list[str] = Field(
+        default_factory=list,
+        description="Keys accepted in X-API-Key (JSON list in the env var). Empty: auth off.",
+    )
+    admin_api_keys: list[str] = Field(
+        default_factory=list, description="Keys for /v1/admin routes (JSON list)."
+    )
+    search_deadline_ms: float = Field(
+        300, gt=0, description="Deadline of the Milvus search; past it: popular items."
+    )
+    rank_deadline_ms: float = Field(
+        300, gt=0, description="Deadline of the ranker; past it: retrieval order."
+    )
+    onnx_threads: int = Field(1, ge=1, description="Intra-op threads per ONNX session.")
+    history_length: int = Field(
+        50, ge=1, description="Recent events read per request (history features, seen items)."
+    )
+    index_worker: bool = Field(True, description="Run the item-indexing worker in this process.")
+    index_batch: int = Field(256, ge=1, description="Items per micro-batch of the worker.")
+    index_poll_s: float = Field(0.1, gt=0, description="Worker poll interval when idle.")
+    index_lease_s: float = Field(30, gt=0, description="Lease of a claimed item change.")
+    sync_interval_s: float = Field(
+        0.5, gt=0, description="How often a process reads catalog changes and the active bundle."
+    )
+    max_body_bytes: int = Field(4 << 20, ge=1024, description="Largest accepted request body.")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", description="Log level of the JSON logs."
+    )
+
 
 def get_settings() -> Settings:
     return Settings()

@@ -9,6 +9,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from service.features import OOV_ID
 from service.features.encoder import Arrays
 from training.models.dssm import DSSMConfig
 from training.models.rankers import RankerConfig
@@ -71,6 +72,7 @@ def fit_towers(
     validate: Callable[[], float],
     cfg: DSSMConfig,
     seed: int,
+    user_key: str | None = None,
 ) -> dict[str, float]:
     """In-batch softmax over positive pairs; early stopping on ``validate()`` (higher is better).
 
@@ -106,7 +108,11 @@ def fit_towers(
         for start in range(0, n - cfg.batch_size + 1, cfg.batch_size):
             rows = order[start : start + cfg.batch_size]
             item_rows = pair_items[rows]
-            losses.append(float(step(take(users, rows), take(items, item_rows), item_rows)))
+            user_batch = take(users, rows)
+            if user_key and cfg.user_id_dropout:
+                dropped = rng.random(len(rows)) < cfg.user_id_dropout
+                user_batch[user_key] = np.where(dropped[:, None], OOV_ID, user_batch[user_key])
+            losses.append(float(step(user_batch, take(items, item_rows), item_rows)))
         epochs_run = epoch + 1
         score = validate()
         log.info("dssm epoch %d: loss %.4f, validation %.4f", epoch + 1, np.mean(losses), score)

@@ -128,6 +128,7 @@ def train_bundle(
         ],
         cfg.dssm,
         cfg.seed,
+        user_key=schema.user_key,
     )
     dssm_seconds = time.perf_counter() - t0
     dssm = _retrieval_scores(user_tower, item_tower, data.items, data.test, cfg.eval_ks)

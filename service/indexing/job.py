@@ -23,6 +23,7 @@ from service.features.vocab import token
 from service.index import ScalarField, VectorIndex
 from service.indexing.checkpoint import Checkpoint, JobKey
 from service.indexing.readers import Row, batched, read_rows
+from service.state import StateStore
 
 MAX_ID_BYTES = 128
 BAD_ROW_EXAMPLES = 5
@@ -60,7 +61,7 @@ def scalar_fields(bundle: Bundle) -> list[ScalarField]:
     ]
 
 
-def _attributes(bundle: Bundle, rows: list[Row]) -> dict[str, list[Any]]:
+def item_attributes(bundle: Bundle, rows: list[Row]) -> dict[str, list[Any]]:
     out: dict[str, list[Any]] = {}
     for f in bundle.encoder.schema.filterable():
         if isinstance(f, SparseFeat):
@@ -131,9 +132,11 @@ def run_index_job(
     shards: int = 1,
     on_bad_rows: BadRowPolicy = "fail",
     progress: Callable[[int], None] = lambda _n: None,
+    catalog: StateStore | None = None,
 ) -> JobReport:
     """Index this shard of ``items_path`` into the bundle's collection; ``progress(n)`` is
-    called with the rows handled by each batch."""
+    called with the rows handled by each batch. With a ``catalog`` store, every indexed row
+    is also recorded there (as indexed in this version), so the online service can rank it."""
     if not 0 <= shard < shards:
         raise ValueError(f"shard {shard}/{shards}: need 0 <= i < N")
     schema = bundle.encoder.schema
@@ -162,11 +165,13 @@ def run_index_job(
             )
             t1 = time.perf_counter()
             index.upsert(
-                bundle.version, ids, np.asarray(vectors, np.float32), _attributes(bundle, good)
+                bundle.version, ids, np.asarray(vectors, np.float32), item_attributes(bundle, good)
             )
             report.embed_seconds += t1 - t0
             report.upsert_seconds += time.perf_counter() - t1
             report.indexed += len(good)
+            if catalog is not None:
+                catalog.put_items(list(zip(ids, good, strict=True)), indexed_version=bundle.version)
         if batch_no > done:
             checkpoint.commit(batch_no, report.rows_read)
         progress(len(rows))

@@ -30,26 +30,30 @@ class ReaderError(ValueError):
     """The items file cannot be read (format, missing id column)."""
 
 
-def read_rows(path: Path, schema: FeatureSchema, block_rows: int = 2048) -> Iterator[Row]:
-    """Rows of ``path`` as dicts, in file order, read ``block_rows`` at a time."""
+def read_rows(
+    path: Path, schema: FeatureSchema, block_rows: int = 2048, key: str | None = None
+) -> Iterator[Row]:
+    """Rows of ``path`` as dicts, in file order, read ``block_rows`` at a time; the ``key``
+    column (default: the item id) must be present."""
+    key = key or schema.item_key
     fmt = FORMATS.get(path.suffix.lower())
     if fmt is None:
         raise ReaderError(f"{path}: unknown format; use one of {sorted(FORMATS)}")
     if not path.is_file():
         raise ReaderError(f"{path}: no such file")
     if fmt == "parquet":
-        _require_key(path, schema, set(pq.read_schema(path).names))
+        _require_key(path, key, set(pq.read_schema(path).names))
         for batch in pq.ParquetFile(path).iter_batches(batch_size=block_rows):
             yield from batch.to_pylist()
     elif fmt == "csv":
-        yield from _csv_rows(path, schema)
+        yield from _csv_rows(path, schema, key)
     else:
         yield from _jsonl_rows(path)
 
 
-def _require_key(path: Path, schema: FeatureSchema, names: set[str]) -> None:
-    if schema.item_key not in names:
-        raise ReaderError(f"{path}: no {schema.item_key!r} column (the item id)")
+def _require_key(path: Path, key: str, names: set[str]) -> None:
+    if key not in names:
+        raise ReaderError(f"{path}: no {key!r} column (the id)")
 
 
 def batched(rows: Iterable[Row], size: int) -> Iterator[list[Row]]:
@@ -64,10 +68,10 @@ def batched(rows: Iterable[Row], size: int) -> Iterator[list[Row]]:
         yield batch
 
 
-def _csv_rows(path: Path, schema: FeatureSchema) -> Iterator[Row]:
+def _csv_rows(path: Path, schema: FeatureSchema, key: str) -> Iterator[Row]:
     options = pacsv.ConvertOptions(strings_can_be_null=True)
     reader = pacsv.open_csv(path, convert_options=options)
-    _require_key(path, schema, set(reader.schema.names))
+    _require_key(path, key, set(reader.schema.names))
     for batch in reader:
         for row in batch.to_pylist():
             yield {name: _csv_value(schema, name, value) for name, value in row.items()}

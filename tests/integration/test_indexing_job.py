@@ -18,6 +18,7 @@ from service.bundle import load_bundle
 from service.index import CollectionMismatch, ScalarField, open_index
 from service.indexing import IndexJobError, run_index_job
 from service.indexing.job import in_shard
+from service.state import open_store
 
 
 @pytest.fixture(scope="module")
@@ -134,6 +135,8 @@ def test_killed_job_resumes_without_duplicates(
         "100",
         "--checkpoint-dir",
         str(checkpoints),
+        "--store",
+        f"sqlite:///{tmp_path / 'state.db'}",
     ]
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 120
@@ -161,3 +164,8 @@ def test_killed_job_resumes_without_duplicates(
     assert index.count(version) == len(big)
     assert not list(checkpoints.glob("*.json"))
     index.close()
+    catalog = open_store(f"sqlite:///{tmp_path / 'state.db'}", events_per_user=10)
+    assert len(catalog.changes_since(0, limit=len(big) + 1)) == len(big)
+    assert catalog.pending_count() == 0  # recorded as indexed in this version
+    assert catalog.item_status(big["post_id"][0]).indexed_version == version
+    catalog.close()

@@ -33,6 +33,7 @@ class SynthConfig:
     latent_dim: int = 16
     vector_dim: int = 32
     days: int = 30
+    no_profile_share: float = 0.3  # new users who declared no topics: only their reads tell
     seed: int = 7
 
 
@@ -116,6 +117,8 @@ def generate(cfg: SynthConfig) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame
         if rng.random() < 0.3:
             followed.append(int(rng.integers(cfg.topics)))
         follows.append([f"t{t}" for t in dict.fromkeys(followed)])
+    for u in np.flatnonzero(rng.random(cfg.users) < cfg.no_profile_share):
+        follows[u], favs[u] = [], []
 
     k = cfg.impressions_per_user
     shown = _sample_rows(rng, latent.shown_probability(), k)  # [users, k]

@@ -36,6 +36,9 @@ class DSSMConfig:
     batch_size: int = 512
     epochs: int = 20
     patience: int = 3
+    # Share of training pairs whose user id is replaced by the unknown id, so the tower also
+    # learns to embed users it has never seen from their profile and recent events.
+    user_id_dropout: float = 0.2
 
 
 def user_features(schema: FeatureSchema) -> list[Feature]:

@@ -1,0 +1,43 @@
+"""API keys in ``X-API-Key``: any configured key for the API, an admin key for admin routes.
+
+Keys are compared in constant time. With no key configured at all, auth is off (and the app
+says so at start); admin routes then stay open too, otherwise they need an admin key.
+"""
+
+from __future__ import annotations
+
+import hmac
+
+from fastapi import Request
+
+from service.api.errors import ApiError
+
+HEADER = "X-API-Key"
+
+
+def _matches(given: str, keys: list[str]) -> bool:
+    found = False
+    for key in keys:  # no early exit: the time does not depend on which key matched
+        found |= hmac.compare_digest(given.encode(), key.encode())
+    return found
+
+
+def _check(request: Request, admin: bool) -> None:
+    settings = request.app.state.settings
+    if not (settings.api_keys or settings.admin_api_keys):
+        return
+    given = request.headers.get(HEADER)
+    if not given:
+        raise ApiError(401, f"missing {HEADER} header", HEADER)
+    if admin and not _matches(given, settings.admin_api_keys):
+        raise ApiError(403, "this route needs an admin key", HEADER)
+    if not _matches(given, [*settings.api_keys, *settings.admin_api_keys]):
+        raise ApiError(401, f"invalid {HEADER}", HEADER)
+
+
+def require_api_key(request: Request) -> None:
+    _check(request, admin=False)
+
+
+def require_admin_key(request: Request) -> None:
+    _check(request, admin=True)

@@ -1,0 +1,31 @@
+"""What routes take from the app: the runtime, the current model, the recommender."""
+
+from __future__ import annotations
+
+from fastapi import Request
+
+from service.api.errors import CODES, ApiError
+from service.api.schemas import ErrorResponse
+from service.online.model import ServingModel
+from service.online.recommender import Recommender
+from service.online.runtime import Runtime
+
+
+def runtime(request: Request) -> Runtime:
+    return request.app.state.runtime
+
+
+def recommender(request: Request) -> Recommender:
+    return request.app.state.recommender
+
+
+def current_model(request: Request) -> ServingModel:
+    model = request.app.state.runtime.model
+    if model is None:
+        raise ApiError(503, "no model loaded yet")
+    return model
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict]:
+    """OpenAPI entries for the error shape of the given statuses."""
+    return {status: {"model": ErrorResponse, "description": CODES[status]} for status in statuses}

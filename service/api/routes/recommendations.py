@@ -1,0 +1,45 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends
+
+from service.api.auth import require_api_key
+from service.api.deps import error_responses, recommender
+from service.api.errors import ApiError
+from service.api.schemas import RecommendationRequest, RecommendationResponse
+from service.logs import request_id_var
+from service.online.recommender import (
+    RecommendationError,
+    RecommendationQuery,
+    Recommender,
+)
+
+router = APIRouter(tags=["recommendations"], dependencies=[Depends(require_api_key)])
+
+
+@router.post(
+    "/v1/recommendations",
+    response_model=RecommendationResponse,
+    summary="Top-k items for a user: real-time user vector, Milvus retrieval, ranker",
+    responses=error_responses(401, 413, 422, 503),
+)
+async def recommend(
+    body: RecommendationRequest, rec: Annotated[Recommender, Depends(recommender)]
+) -> RecommendationResponse:
+    try:
+        result = await rec.recommend(RecommendationQuery(**body.model_dump()))
+    except RecommendationError as exc:
+        raise ApiError(422, str(exc), exc.field) from None
+    return RecommendationResponse(
+        request_id=request_id_var.get(),
+        user_id=result.user_id,
+        items=[vars(item) for item in result.items],
+        model_version=result.model_version,
+        collection=result.collection,
+        ranker=result.ranker,
+        cold_start=result.cold_start,
+        degraded=result.degraded,
+        fallback_reason=result.fallback_reason,
+        timings_ms=result.timings_ms,
+    )

@@ -1,0 +1,71 @@
+from __future__ import annotations
+
+import time
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path
+
+from service.api.auth import require_api_key
+from service.api.deps import current_model, error_responses, runtime
+from service.api.errors import ApiError
+from service.api.schemas import ID_PATTERN, EventsAccepted, EventsRequest, Profile, ProfileRequest
+from service.online.model import ServingModel
+from service.online.runtime import Runtime
+from service.state import Event
+
+router = APIRouter(tags=["users"], dependencies=[Depends(require_api_key)])
+UserId = Annotated[str, Path(pattern=ID_PATTERN)]
+
+
+@router.post(
+    "/v1/users/{user_id}/events",
+    response_model=EventsAccepted,
+    summary="Record a user's reads/clicks; the next recommendation uses them",
+    responses=error_responses(401, 413, 422),
+)
+def add_events(
+    user_id: UserId, body: EventsRequest, rt: Annotated[Runtime, Depends(runtime)]
+) -> EventsAccepted:
+    now = time.time()
+    events = [
+        Event(e.item_id, e.type, e.ts if e.ts is not None else now, e.weight) for e in body.events
+    ]
+    rt.store.add_events(user_id, events)
+    return EventsAccepted(user_id=user_id, accepted=len(events))
+
+
+@router.put(
+    "/v1/users/{user_id}",
+    response_model=Profile,
+    summary="Replace a user's profile features",
+    responses=error_responses(401, 413, 422),
+)
+def put_profile(
+    user_id: UserId,
+    body: ProfileRequest,
+    rt: Annotated[Runtime, Depends(runtime)],
+    model: Annotated[ServingModel, Depends(current_model)],
+) -> Profile:
+    allowed = {f.name for f in model.profile_features()}
+    for name in body.features:
+        if name not in allowed:
+            raise ApiError(
+                422,
+                f"features.{name}: not a user profile feature; known: {sorted(allowed)}",
+                f"features.{name}",
+            )
+    rt.store.put_profile(user_id, body.features)
+    return Profile(user_id=user_id, features=body.features)
+
+
+@router.get(
+    "/v1/users/{user_id}",
+    response_model=Profile,
+    summary="A user's stored profile features",
+    responses=error_responses(401, 404),
+)
+def get_profile(user_id: UserId, rt: Annotated[Runtime, Depends(runtime)]) -> Profile:
+    features = rt.store.get_profile(user_id)
+    if features is None:
+        raise ApiError(404, f"no profile for user {user_id!r}", "user_id")
+    return Profile(user_id=user_id, features=features)

@@ -1,0 +1,216 @@
+"""Request and response bodies of the REST API, with bounds and OpenAPI examples."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+)
+
+ID_PATTERN = r"^[A-Za-z0-9_\-.:@]{1,128}$"
+Id = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
+Scalar = str | int | float | bool
+FeatureValue = Scalar | list[Scalar] | None
+Features = Annotated[dict[str, FeatureValue], Field(max_length=64)]
+MAX_K, MAX_CANDIDATES, MAX_EXCLUSIONS, MAX_BATCH = 200, 1000, 1000, 1000
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class RecommendationRequest(Strict):
+    user_id: Id
+    k: int = Field(20, ge=1, le=MAX_K, description="Items to return.")
+    candidates: int = Field(
+        200, ge=1, le=MAX_CANDIDATES, description="Candidates retrieved and ranked (>= k)."
+    )
+    context: Features = Field(default_factory=dict, description="Context features.")
+    user_features: Features = Field(
+        default_factory=dict, description="User features that override the stored profile."
+    )
+    exclude_item_ids: list[Id] = Field(default_factory=list, max_length=MAX_EXCLUSIONS)
+    exclude_seen: bool = Field(True, description="Leave out items of the user's recent events.")
+    filter: Annotated[dict[str, list[Scalar]], Field(max_length=16)] = Field(
+        default_factory=dict,
+        description="Filterable item field -> accepted values (fields are ANDed).",
+    )
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "user_id": "u42",
+                    "k": 10,
+                    "context": {"client_type": "ios"},
+                    "exclude_item_ids": ["p7"],
+                    "filter": {"topic_id": ["t3", "t5"]},
+                }
+            ]
+        },
+    )
+
+    @field_validator("candidates")
+    @classmethod
+    def _candidates_cover_k(cls, candidates: int, info: ValidationInfo) -> int:
+        k = info.data.get("k")
+        if k is not None and candidates < k:
+            raise ValueError(f"candidates ({candidates}) must be >= k ({k})")
+        return candidates
+
+
+class RecommendedItemOut(BaseModel):
+    item_id: str
+    score: float | None = Field(description="Ranker probability (retrieval score if degraded).")
+    retrieval_score: float | None = Field(description="Cosine similarity from vector search.")
+    source: str = Field(description="retrieval | popular")
+
+
+class RecommendationResponse(BaseModel):
+    request_id: str
+    user_id: str
+    items: list[RecommendedItemOut]
+    model_version: str
+    collection: str
+    ranker: str
+    cold_start: bool = Field(description="Unknown user: context/profile-only user vector.")
+    degraded: bool
+    fallback_reason: str | None = Field(
+        description="store_unavailable | index_unavailable | index_timeout | ranker_failed | "
+        "ranker_timeout"
+    )
+    timings_ms: dict[str, float]
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "request_id": "3f2a9c0e8b7d4e51",
+                    "user_id": "u42",
+                    "items": [
+                        {
+                            "item_id": "p9",
+                            "score": 0.81,
+                            "retrieval_score": 0.62,
+                            "source": "retrieval",
+                        }
+                    ],
+                    "model_version": "posts_20261125133443_f37b7885",
+                    "collection": "items_posts_20261125133443_f37b7885",
+                    "ranker": "deepfm",
+                    "cold_start": False,
+                    "degraded": False,
+                    "fallback_reason": None,
+                    "timings_ms": {
+                        "user_state": 0.3,
+                        "user_tower": 0.2,
+                        "search": 6.1,
+                        "gather": 0.2,
+                        "rank": 1.9,
+                        "total": 9.4,
+                    },
+                }
+            ]
+        }
+    )
+
+
+class EventIn(Strict):
+    item_id: Id
+    type: Annotated[str, StringConstraints(pattern=r"^[a-z_]{1,32}$")] = "read"
+    ts: float | None = Field(None, description="Unix seconds; default: now.")
+    weight: float = Field(1.0, ge=0, le=1000)
+
+
+class EventsRequest(Strict):
+    events: list[EventIn] = Field(min_length=1, max_length=MAX_BATCH)
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"events": [{"item_id": "p7", "type": "read"}]}]},
+    )
+
+
+class EventsAccepted(BaseModel):
+    user_id: str
+    accepted: int
+
+
+class ProfileRequest(Strict):
+    features: Features
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"features": {"follow_topic_id": ["t3"], "client_type": "ios"}}]
+        },
+    )
+
+
+class Profile(BaseModel):
+    user_id: str
+    features: dict[str, Any]
+
+
+class ItemsRequest(Strict):
+    items: list[Features] = Field(
+        min_length=1, max_length=MAX_BATCH, description="Raw item rows, each with the item key."
+    )
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"items": [{"post_id": "p9001", "topic_id": "t3"}]}]},
+    )
+
+
+class ItemsAccepted(BaseModel):
+    accepted: int
+    seq: int = Field(description="Change sequence number of the last accepted item.")
+
+
+class ItemStatusOut(BaseModel):
+    item_id: str
+    state: str = Field(description="queued | indexed | deleted")
+    seq: int
+    indexed_version: str | None
+    updated_at: float
+
+
+class ModelOut(BaseModel):
+    version: str
+    collection: str
+    ranker: str
+    dataset: str
+    path: str
+    loaded_at: float
+    indexed_items_at_load: int
+    catalog_items: int
+    metrics: dict[str, Any]
+    last_reload_error: str | None
+
+
+class ReloadRequest(Strict):
+    bundle: str = Field(min_length=1, max_length=4096, description="Bundle folder to serve.")
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"bundle": "bundles/posts_20261125133443_f37b7885"}]},
+    )
+
+
+class ErrorBody(BaseModel):
+    code: str
+    message: str
+    field: str | None = None
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorBody
+    request_id: str

@@ -1,0 +1,50 @@
+"""Prometheus metrics of one app instance (own registry, so tests can build several apps).
+
+Labels are bounded: route templates, status codes, stage and reason names; never user or
+item ids.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.requests = Counter(
+            "rec_requests", "HTTP requests.", ["route", "method", "status"], registry=r
+        )
+        self.latency = Histogram(
+            "rec_request_duration_seconds",
+            "HTTP request latency.",
+            ["route", "method"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.stage = Histogram(
+            "rec_stage_duration_seconds",
+            "Duration of each recommendation stage.",
+            ["stage"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.fallbacks = Counter(
+            "rec_fallbacks", "Degraded answers by reason.", ["reason"], registry=r
+        )
+        self.cold_starts = Counter("rec_cold_starts", "Requests for unknown users.", registry=r)
+        self.queue_depth = Gauge(
+            "rec_index_queue_depth", "Item changes waiting to be indexed.", registry=r
+        )
+        self.indexed = Counter(
+            "rec_items_indexed", "Item changes applied to the vector index.", ["op"], registry=r
+        )
+        self.index_errors = Counter(
+            "rec_index_worker_errors", "Failed indexing micro-batches.", registry=r
+        )
+        self.items = Gauge("rec_item_table_items", "Items in the in-memory item table.", registry=r)
+        self.model = Info("rec_model", "The bundle being served.", registry=r)
+        self.reloads = Counter("rec_model_reloads", "Model reloads.", ["result"], registry=r)

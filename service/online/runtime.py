@@ -1,0 +1,137 @@
+"""What a serving process holds: the index, the store, and the model it serves now.
+
+Requests read ``runtime.model`` once and use that snapshot to the end, so a swap (one
+reference assignment) never mixes two bundles inside a request.
+
+Several processes follow one rollout record in the store: ``configured`` is the bundle the
+deployment names (``RECSYS_BUNDLE``), ``active`` the one a reload moved to. A process that
+starts with the configured bundle of the record adopts its active bundle (a restarted worker
+rejoins its peers); a new configuration resets the record. Every process polls the record and
+follows a reload made through any of them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+
+import anyio
+import orjson
+
+from service.index import VectorIndex
+from service.metrics import Metrics
+from service.online.model import ModelLoadError, ServingModel, load_serving_model, sync_items
+from service.settings import Settings
+from service.state import StateStore, StoreError
+
+log = logging.getLogger(__name__)
+ROLLOUT_KEY = "rollout"
+
+
+def _path(path: Path | str) -> str:
+    return str(Path(path).resolve())
+
+
+class Runtime:
+    def __init__(
+        self, settings: Settings, index: VectorIndex, store: StateStore, metrics: Metrics
+    ) -> None:
+        self.settings, self.index, self.store, self.metrics = settings, index, store, metrics
+        self.model: ServingModel | None = None
+        self.model_path: str | None = None
+        self.last_reload_error: str | None = None
+        self._reload_lock = asyncio.Lock()
+        self._failed_follow: str | None = None
+
+    # rollout record
+    def _rollout(self) -> dict[str, str]:
+        raw = self.store.get_meta(ROLLOUT_KEY)
+        try:
+            return orjson.loads(raw) if raw else {}
+        except orjson.JSONDecodeError:
+            return {}
+
+    def _write_rollout(self, configured: str, active: str) -> None:
+        record = {"configured": configured, "active": active}
+        self.store.put_meta(ROLLOUT_KEY, orjson.dumps(record).decode())
+
+    async def start(self) -> None:
+        """Load the bundle to serve at start (see the module docstring)."""
+        if self.settings.bundle is None:
+            raise ModelLoadError("no bundle configured: set RECSYS_BUNDLE or pass --bundle")
+        configured = _path(self.settings.bundle)
+        record = await anyio.to_thread.run_sync(self._rollout)
+        path = configured
+        if record.get("configured") == configured and record.get("active"):
+            path = record["active"]
+        try:
+            await self._load_and_swap(path, require_items=False)
+        except ModelLoadError:
+            if path == configured:
+                raise
+            log.warning("active bundle %s does not load; starting with %s", path, configured)
+            path = configured
+            await self._load_and_swap(path, require_items=False)
+        await anyio.to_thread.run_sync(self._write_rollout, configured, path)
+
+    async def reload(self, path: Path | str) -> ServingModel:
+        """Load, verify, warm and check the collection, then swap; the old model keeps
+        serving if anything fails (the error says why)."""
+        async with self._reload_lock:
+            try:
+                model = await self._load_and_swap(_path(path), require_items=True)
+            except ModelLoadError as exc:
+                self.last_reload_error = str(exc)
+                self.metrics.reloads.labels("failed").inc()
+                raise
+            record = await anyio.to_thread.run_sync(self._rollout)
+            configured = record.get("configured") or _path(self.settings.bundle or path)
+            await anyio.to_thread.run_sync(self._write_rollout, configured, _path(path))
+            self.last_reload_error = None
+            self.metrics.reloads.labels("ok").inc()
+            return model
+
+    async def _load_and_swap(self, path: str, require_items: bool) -> ServingModel:
+        model = await anyio.to_thread.run_sync(
+            lambda: load_serving_model(
+                Path(path), self.index, self.store, self.settings.onnx_threads, require_items
+            )
+        )
+        self.model, self.model_path = model, path
+        requeued = await anyio.to_thread.run_sync(self.store.requeue_not_indexed_in, model.version)
+        if requeued:
+            log.info("queued %d catalog items for %s", requeued, model.collection)
+        self.metrics.model.info(
+            {"version": model.version, "collection": model.collection, "ranker": model.ranker_name}
+        )
+        self.metrics.items.set(len(model.items))
+        return model
+
+    # background sync
+    async def sync_once(self) -> None:
+        """Apply catalog changes, follow a reload made by another process, update gauges."""
+        model = self.model
+        if model is not None:
+            await anyio.to_thread.run_sync(sync_items, model.items, self.store)
+            self.metrics.items.set(len(model.items))
+        self.metrics.queue_depth.set(await anyio.to_thread.run_sync(self.store.pending_count))
+        active = (await anyio.to_thread.run_sync(self._rollout)).get("active")
+        if active and active != self.model_path and active != self._failed_follow:
+            async with self._reload_lock:
+                if active == self.model_path:
+                    return
+                try:
+                    await self._load_and_swap(active, require_items=False)
+                    log.info("followed the rollout to %s", active)
+                except ModelLoadError as exc:
+                    self._failed_follow = active
+                    log.error("cannot follow the rollout to %s: %s", active, exc)
+
+    async def sync_forever(self) -> None:
+        while True:
+            try:
+                await self.sync_once()
+            except StoreError as exc:
+                log.warning("catalog sync failed: %s", exc)
+            await asyncio.sleep(self.settings.sync_interval_s)

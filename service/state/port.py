@@ -1,0 +1,128 @@
+"""The state store port: what outlives a request.
+
+User profiles, recent events (capped per user), the item catalog and its indexing queue.
+Two adapters: SQLite (embedded default, several processes on one machine) and Redis
+(several machines). Both pass the same contract tests.
+
+The indexing queue is the catalog itself: every change to an item (upsert or delete) gives it
+a new change sequence number and marks it pending. A worker claims pending items under a
+lease, indexes the item's *latest* state, and acknowledges the sequence number it indexed; a
+change that arrived meanwhile keeps the item pending. So repeated updates coalesce, a crash
+loses nothing (the lease expires and another worker takes the item), and a change is durable
+once the call that queued it returns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol, runtime_checkable
+
+ItemState = Literal["queued", "indexed", "deleted"]
+DEFAULT_EVENTS_PER_USER = 200
+
+
+@dataclass(frozen=True)
+class Event:
+    item_id: str
+    type: str
+    ts: float
+    weight: float = 1.0
+
+
+@dataclass(frozen=True)
+class ItemChange:
+    """One item's latest state in the change feed: ``row`` is None once it is deleted."""
+
+    seq: int
+    item_id: str
+    row: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
+class ClaimedItem:
+    """A pending item handed to one worker, with the sequence number it must acknowledge."""
+
+    seq: int
+    item_id: str
+    row: dict[str, Any] | None
+
+    @property
+    def deleted(self) -> bool:
+        return self.row is None
+
+
+@dataclass(frozen=True)
+class ItemStatus:
+    item_id: str
+    state: ItemState
+    seq: int
+    indexed_version: str | None
+    updated_at: float
+
+
+class StoreError(RuntimeError):
+    """The store cannot be reached or refused the operation."""
+
+
+@runtime_checkable
+class StateStore(Protocol):
+    # users
+    def put_profile(self, user_id: str, features: Mapping[str, Any]) -> None: ...
+
+    def get_profile(self, user_id: str) -> dict[str, Any] | None: ...
+
+    def add_events(self, user_id: str, events: Sequence[Event]) -> None:
+        """Append events (oldest first) and keep only the user's most recent ones."""
+        ...
+
+    def recent_events(self, user_id: str, limit: int) -> list[Event]:
+        """The user's most recent events, oldest first."""
+        ...
+
+    def popular_items(self, limit: int) -> list[tuple[str, float]]:
+        """Items by summed event weight, most popular first (deleted items left out)."""
+        ...
+
+    # catalog + queue
+    def put_items(
+        self, rows: Sequence[tuple[str, Mapping[str, Any]]], indexed_version: str | None = None
+    ) -> int:
+        """Upsert items (id, raw row), queued for indexing; with ``indexed_version`` they are
+        recorded as already indexed there (the batch job indexed them itself).
+        Returns the last sequence number."""
+        ...
+
+    def delete_items(self, item_ids: Sequence[str]) -> int:
+        """Tombstone items (and queue their removal from the index); unknown ids too."""
+        ...
+
+    def changes_since(self, seq: int, limit: int = 10_000) -> list[ItemChange]:
+        """Items whose latest change is after ``seq``, in sequence order."""
+        ...
+
+    def last_seq(self) -> int: ...
+
+    def item_status(self, item_id: str) -> ItemStatus | None: ...
+
+    def claim_pending(self, limit: int, lease_s: float) -> list[ClaimedItem]:
+        """Lease up to ``limit`` pending items nobody holds (or whose lease expired)."""
+        ...
+
+    def ack(self, claimed: Sequence[ClaimedItem], version: str) -> None:
+        """Record that ``claimed`` are indexed in ``version``; items changed since stay pending."""
+        ...
+
+    def requeue_not_indexed_in(self, version: str) -> int:
+        """Mark pending every item whose last indexing went to another version (model swap)."""
+        ...
+
+    def pending_count(self) -> int: ...
+
+    def put_meta(self, key: str, value: str) -> None:
+        """A small shared record, e.g. the rollout (which bundle every process serves)."""
+        ...
+
+    def get_meta(self, key: str) -> str | None: ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,227 @@
+"""Redis state store: user state, catalog and indexing queue shared by several machines.
+
+Keys live under one prefix. An item is a hash (``row`` JSON, ``deleted``, ``seq``,
+``indexed_seq``, ``indexed_version``, ``updated_at``); the change feed is a sorted set by
+sequence number; pending items are a sorted set scored by lease expiry (0 = free). Changes,
+claims and acks run as Lua scripts, so each is atomic on the server. Scripts build key names
+from the prefix, so a Redis *cluster* needs all keys in one hash slot (use a prefix such as
+``{recsys}:``).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
+
+import orjson
+import redis
+
+from service.state.port import (
+    DEFAULT_EVENTS_PER_USER,
+    ClaimedItem,
+    Event,
+    ItemChange,
+    ItemStatus,
+    StoreError,
+)
+
+T = TypeVar("T")
+
+CHANGE = """
+local p, now, version = ARGV[1], ARGV[2], ARGV[3]
+local n = (#ARGV - 3) / 2
+local last = redis.call('INCRBY', p .. 'seq', n)
+for i = 1, n do
+  local id, row, seq = ARGV[2 + 2 * i], ARGV[3 + 2 * i], last - n + i
+  local key = p .. 'item:' .. id
+  redis.call('HSET', key, 'row', row, 'deleted', row == '' and 1 or 0, 'seq', seq,
+             'updated_at', now)
+  redis.call('ZADD', p .. 'changes', seq, id)
+  if version == '' then
+    redis.call('ZADD', p .. 'pending', 0, id)
+  else
+    redis.call('HSET', key, 'indexed_seq', seq, 'indexed_version', version)
+    redis.call('ZREM', p .. 'pending', id)
+  end
+end
+return last
+"""
+
+CLAIM = """
+local p, now, until_, limit = ARGV[1], tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4])
+local ids = redis.call('ZRANGEBYSCORE', p .. 'pending', '-inf', '(' .. now, 'LIMIT', 0, limit)
+local out = {}
+for _, id in ipairs(ids) do
+  redis.call('ZADD', p .. 'pending', until_, id)
+  local h = redis.call('HMGET', p .. 'item:' .. id, 'seq', 'row')
+  table.insert(out, id)
+  table.insert(out, h[1])
+  table.insert(out, h[2])
+end
+return out
+"""
+
+ACK = """
+local p, version = ARGV[1], ARGV[2]
+for i = 3, #ARGV, 2 do
+  local id, seq = ARGV[i], ARGV[i + 1]
+  local key = p .. 'item:' .. id
+  redis.call('HSET', key, 'indexed_seq', seq, 'indexed_version', version)
+  if redis.call('HGET', key, 'seq') == seq then
+    redis.call('ZREM', p .. 'pending', id)
+  else
+    redis.call('ZADD', p .. 'pending', 0, id)
+  end
+end
+return 1
+"""
+
+
+def _row(text: str | None) -> dict[str, Any] | None:
+    return orjson.loads(text) if text else None
+
+
+class RedisStore:
+    def __init__(
+        self,
+        url: str,
+        prefix: str = "recsys:",
+        events_per_user: int = DEFAULT_EVENTS_PER_USER,
+        timeout_s: float = 2.0,
+    ) -> None:
+        self.url, self.p, self.events_per_user = url, prefix, events_per_user
+        self._r = redis.Redis.from_url(
+            url, decode_responses=True, socket_timeout=timeout_s, socket_connect_timeout=timeout_s
+        )
+        self._change_script = self._r.register_script(CHANGE)
+        self._claim_script = self._r.register_script(CLAIM)
+        self._ack_script = self._r.register_script(ACK)
+        self._call(self._r.ping)
+
+    def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        try:
+            return fn(*args, **kwargs)
+        except redis.RedisError as exc:
+            raise StoreError(f"redis store {self.url}: {exc}") from exc
+
+    # users
+    def put_profile(self, user_id: str, features: Mapping[str, Any]) -> None:
+        self._call(self._r.set, f"{self.p}profile:{user_id}", orjson.dumps(dict(features)))
+
+    def get_profile(self, user_id: str) -> dict[str, Any] | None:
+        return _row(self._call(self._r.get, f"{self.p}profile:{user_id}"))
+
+    def add_events(self, user_id: str, events: Sequence[Event]) -> None:
+        key = f"{self.p}events:{user_id}"
+        pipe = self._r.pipeline(transaction=True)
+        pipe.rpush(key, *[orjson.dumps([e.item_id, e.type, e.ts, e.weight]) for e in events])
+        pipe.ltrim(key, -self.events_per_user, -1)
+        for e in events:
+            pipe.zincrby(f"{self.p}popular", e.weight, e.item_id)
+        self._call(pipe.execute)
+
+    def recent_events(self, user_id: str, limit: int) -> list[Event]:
+        rows = self._call(self._r.lrange, f"{self.p}events:{user_id}", -limit, -1)
+        return [Event(*orjson.loads(r)) for r in rows]
+
+    def popular_items(self, limit: int) -> list[tuple[str, float]]:
+        ranked = self._call(self._r.zrevrange, f"{self.p}popular", 0, 2 * limit, withscores=True)
+        pipe = self._r.pipeline(transaction=False)
+        for item_id, _ in ranked:
+            pipe.hget(f"{self.p}item:{item_id}", "deleted")
+        deleted = self._call(pipe.execute)
+        alive = [(i, float(s)) for (i, s), d in zip(ranked, deleted, strict=True) if d != "1"]
+        return alive[:limit]
+
+    # catalog + queue
+    def put_items(
+        self, rows: Sequence[tuple[str, Mapping[str, Any]]], indexed_version: str | None = None
+    ) -> int:
+        payload = [
+            (item_id, orjson.dumps(dict(row), option=orjson.OPT_SERIALIZE_NUMPY).decode())
+            for item_id, row in rows
+        ]
+        return self._change(payload, indexed_version or "")
+
+    def delete_items(self, item_ids: Sequence[str]) -> int:
+        return self._change([(item_id, "") for item_id in item_ids], "")
+
+    def _change(self, rows: list[tuple[str, str]], version: str) -> int:
+        if not rows:
+            return self.last_seq()
+        args = [self.p, time.time(), version, *[v for pair in rows for v in pair]]
+        return int(self._call(self._change_script, args=args))
+
+    def changes_since(self, seq: int, limit: int = 10_000) -> list[ItemChange]:
+        ids = self._call(
+            self._r.zrangebyscore,
+            f"{self.p}changes",
+            f"({seq}",
+            "+inf",
+            start=0,
+            num=limit,
+            withscores=True,
+        )
+        pipe = self._r.pipeline(transaction=False)
+        for item_id, _ in ids:
+            pipe.hget(f"{self.p}item:{item_id}", "row")
+        rows = self._call(pipe.execute)
+        return [
+            ItemChange(int(s), item_id, _row(row))
+            for (item_id, s), row in zip(ids, rows, strict=True)
+        ]
+
+    def last_seq(self) -> int:
+        return int(self._call(self._r.get, f"{self.p}seq") or 0)
+
+    def item_status(self, item_id: str) -> ItemStatus | None:
+        pipe = self._r.pipeline(transaction=True)
+        pipe.hmget(f"{self.p}item:{item_id}", "deleted", "seq", "indexed_version", "updated_at")
+        pipe.zscore(f"{self.p}pending", item_id)
+        (deleted, seq, version, updated), pending = self._call(pipe.execute)
+        if seq is None:
+            return None
+        state = "queued" if pending is not None else ("deleted" if deleted == "1" else "indexed")
+        return ItemStatus(item_id, state, int(seq), version, float(updated))
+
+    def claim_pending(self, limit: int, lease_s: float) -> list[ClaimedItem]:
+        now = time.time()
+        flat = self._call(self._claim_script, args=[self.p, now, now + lease_s, limit])
+        claimed = [
+            ClaimedItem(int(flat[i + 1]), flat[i], _row(flat[i + 2]))
+            for i in range(0, len(flat), 3)
+        ]
+        return sorted(claimed, key=lambda c: c.seq)
+
+    def ack(self, claimed: Sequence[ClaimedItem], version: str) -> None:
+        if claimed:
+            args = [self.p, version, *[v for c in claimed for v in (c.item_id, str(c.seq))]]
+            self._call(self._ack_script, args=args)
+
+    def requeue_not_indexed_in(self, version: str) -> int:
+        """Scans the catalog in chunks (not atomic: a concurrent change is queued anyway)."""
+        ids = self._call(self._r.zrange, f"{self.p}changes", 0, -1)
+        requeued = 0
+        for start in range(0, len(ids), 1000):
+            chunk = ids[start : start + 1000]
+            pipe = self._r.pipeline(transaction=False)
+            for item_id in chunk:
+                pipe.hget(f"{self.p}item:{item_id}", "indexed_version")
+            versions = self._call(pipe.execute)
+            stale = {i: 0 for i, v in zip(chunk, versions, strict=True) if v != version}
+            if stale:
+                requeued += self._call(self._r.zadd, f"{self.p}pending", stale, nx=True)
+        return requeued
+
+    def pending_count(self) -> int:
+        return int(self._call(self._r.zcard, f"{self.p}pending"))
+
+    def put_meta(self, key: str, value: str) -> None:
+        self._call(self._r.set, f"{self.p}meta:{key}", value)
+
+    def get_meta(self, key: str) -> str | None:
+        return self._call(self._r.get, f"{self.p}meta:{key}")
+
+    def close(self) -> None:
+        self._r.close()

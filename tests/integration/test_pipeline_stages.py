@@ -1,0 +1,146 @@
+"""Each online stage on its own, with a real trained bundle, real ONNX sessions, a real
+SQLite store and the exact index (the reference Milvus is compared against)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from service.index import open_index
+from service.index.port import MAX_EXCLUSIONS
+from service.indexing import run_index_job
+from service.online import stages
+from service.online.item_table import ItemTable
+from service.online.model import load_serving_model, sync_items
+from service.state import Event, ItemChange, open_store
+
+
+@pytest.fixture(scope="module")
+def served(posts_bundle: Path, posts_dir: Path, tmp_path_factory):
+    from service.bundle import load_bundle
+
+    work = tmp_path_factory.mktemp("stages")
+    index = open_index("memory://")
+    store = open_store(f"sqlite:///{work / 's.db'}", events_per_user=50)
+    run_index_job(
+        load_bundle(posts_bundle), index, posts_dir / "items.parquet", work, catalog=store
+    )
+    model = load_serving_model(posts_bundle, index, store)
+    yield model, index, store
+    store.close()
+
+
+def test_user_row_layers_profile_request_context_and_history(served):
+    model, _, store = served
+    store.put_profile("s1", {"follow_topic_id": ["t1"], "all_topic_fav_7": ["t1:1.0"]})
+    store.add_events("s1", [Event("p1", "read", 1.0), Event("p2", "click", 2.0)])
+    state = stages.load_user_state(store, "s1", 10)
+    row = stages.user_row(model, state, {"client_type": "ios"}, {"follow_topic_id": ["t9"]})
+    assert row == {
+        "follow_topic_id": ["t9"],  # the request overrides the stored profile
+        "all_topic_fav_7": ["t1:1.0"],
+        "client_type": "ios",
+        "client_id": "s1",
+        "read_post_id": ["p1", "p2"],  # oldest first, as in training
+    }
+    assert state.seen == ["p2", "p1"]
+
+
+def test_cold_start_only_for_users_nobody_knows(served):
+    model, _, _ = served
+    nobody = stages.UserState("never-seen", None, [])
+    assert stages.is_cold_start(model, nobody)
+    assert not stages.is_cold_start(model, stages.UserState("u1", None, []))  # in the vocab
+    assert not stages.is_cold_start(model, stages.UserState("x", {"follow_topic_id": []}, []))
+
+
+def test_history_moves_the_user_vector(served):
+    model, _, _ = served
+    base = {"client_id": "nobody-yet", "read_post_id": []}
+    v0 = stages.embed_user(model, base)
+    v1 = stages.embed_user(model, {**base, "read_post_id": ["p1", "p2", "p3"]})
+    assert v0.shape == (model.bundle.manifest.embedding_dim,)
+    assert np.isclose(np.linalg.norm(v0), 1.0, atol=1e-3)
+    assert float(v0 @ v1) < 0.999
+    np.testing.assert_array_equal(v0, stages.embed_user(model, base))
+
+
+def test_exclusions_keep_requested_first_and_cap_at_the_index_limit():
+    seen = [f"s{i}" for i in range(600)]
+    requested = [f"r{i}" for i in range(600)]
+    ids = stages.exclusions(requested, seen, exclude_seen=True)
+    assert len(ids) == MAX_EXCLUSIONS
+    assert ids[:600] == requested and ids[600:] == seen[:400]
+    assert stages.exclusions(["a", "a"], ["b"], exclude_seen=False) == ["a"]
+
+
+def test_retrieve_matches_brute_force_and_honours_filters(served, posts_dir):
+    model, index, _ = served
+    vector = stages.embed_user(model, {"client_id": "u1"})
+    hits = stages.retrieve(index, model, vector, 50, None, ["p1"])
+    items = pq.read_table(posts_dir / "items.parquet").to_pylist()
+    vectors = model.bundle.embed_items(
+        {f.name: [r.get(f.name) for r in items] for f in model.bundle.features("item_tower")},
+        len(items),
+    )
+    order = [items[i]["post_id"] for i in np.argsort(-(vectors @ vector))]
+    assert [h.item_id for h in hits] == [i for i in order if i != "p1"][:50]
+    topic_of = {r["post_id"]: r["topic_id"] for r in items}
+    filtered = stages.retrieve(index, model, vector, 20, {"topic_id": ["t2"]}, [])
+    assert filtered and all(topic_of[h.item_id] == "t2" for h in filtered)
+
+
+def test_popular_fallback_respects_catalog_filters_and_exclusions(served):
+    model, _, store = served
+    store.add_events("pop", [Event("p5", "read", 1.0, 50.0), Event("nope", "read", 1.0, 99.0)])
+    got = [c.item_id for c in stages.popular(model, store, 10, None, set())]
+    assert got[0] == "p5" and "nope" not in got  # not in the catalog
+    assert len(got) == 10
+    assert "p5" not in [c.item_id for c in stages.popular(model, store, 10, None, {"p5"})]
+    topic = model.items.attributes("p5")["topic_id"]
+    only = stages.popular(model, store, 5, {"topic_id": [topic]}, set())
+    assert all(model.items.attributes(c.item_id)["topic_id"] == topic for c in only)
+    assert {c.source for c in only} == {"popular"}
+
+
+def test_ranker_scores_candidates_in_one_batch_and_top_k_is_stable(served):
+    model, _, _ = served
+    row = {"client_id": "u1", "read_post_id": ["p1"]}
+    ids = ["p1", "p2", "unknown-item", "p3"]
+    scores = stages.rank(model, model.ranker_inputs(row, ids))
+    assert scores.shape == (4,) and ((scores > 0) & (scores < 1)).all()
+    one_by_one = [stages.rank(model, model.ranker_inputs(row, [i]))[0] for i in ids]
+    np.testing.assert_allclose(scores, one_by_one, rtol=1e-5)
+    assert list(stages.top_k(np.array([0.2, 0.9, 0.9, 0.1]), 3)) == [1, 2, 0]
+
+
+def test_item_table_follows_the_change_feed(served):
+    model, _, _ = served
+    table = ItemTable(model.bundle.encoder, model.items.features, ["topic_id"])
+    assert len(table) == 0
+    unknown, known = table.gather(["p1"])
+    assert not known[0]
+    table.apply([ItemChange(1, "p1", {"post_id": "p1", "topic_id": "t1"})])
+    table.apply([ItemChange(i, f"n{i}", {"post_id": f"n{i}"}) for i in range(2, 2000)])
+    arrays, known = table.gather(["p1", "n1999", "zzz"])
+    assert known.tolist() == [True, True, False]
+    assert arrays["topic_id"][0] != unknown["topic_id"][0]
+    assert table.matches("p1", {"topic_id": ["t1"]}) and not table.matches(
+        "p1", {"topic_id": ["x"]}
+    )
+    table.apply([ItemChange(2000, "p1", None)])
+    assert "p1" not in table and len(table) == 1998
+    assert table.apply([ItemChange(5, "late", {})]) == 0  # older than the table: ignored
+
+
+def test_sync_items_pages_through_the_store(served, tmp_path):
+    model, _, _ = served
+    store = open_store(f"sqlite:///{tmp_path / 'paged.db'}", events_per_user=5)
+    store.put_items([(f"i{n}", {"post_id": f"i{n}"}) for n in range(25)])
+    table = ItemTable(model.bundle.encoder, model.items.features)
+    assert sync_items(table, store, page=10) == 25
+    assert len(table) == 25 and table.seq == store.last_seq()
+    store.close()

@@ -1,0 +1,147 @@
+"""One contract, two real stores: SQLite on a temp file and a real redis-server."""
+
+from __future__ import annotations
+
+import multiprocessing
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from service.state import Event, StateStore, open_store
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def store(request, tmp_path: Path) -> StateStore:
+    if request.param == "sqlite":
+        s = open_store(f"sqlite:///{tmp_path / 'state.db'}", events_per_user=5)
+    else:
+        from service.state.redis_store import RedisStore
+
+        url = request.getfixturevalue("redis_url")
+        s = RedisStore(url, prefix=f"t{uuid.uuid4().hex[:8]}:", events_per_user=5)
+    yield s
+    s.close()
+
+
+def test_profiles_round_trip(store):
+    assert store.get_profile("u1") is None
+    store.put_profile("u1", {"client_type": "ios", "follow_topic_id": ["t1", "t2"]})
+    store.put_profile("u1", {"client_type": "android"})
+    assert store.get_profile("u1") == {"client_type": "android"}
+
+
+def test_events_are_capped_per_user_and_counted_for_popularity(store):
+    for i in range(8):
+        store.add_events("u1", [Event(f"p{i}", "read", 100.0 + i)])
+    store.add_events("u2", [Event("p7", "click", 200.0, 2.0)])
+    recent = store.recent_events("u1", 100)
+    assert [e.item_id for e in recent] == ["p3", "p4", "p5", "p6", "p7"]  # cap 5, oldest first
+    assert [e.item_id for e in store.recent_events("u1", 2)] == ["p6", "p7"]
+    assert store.recent_events("nobody", 10) == []
+    assert store.popular_items(1) == [("p7", 3.0)]
+    assert len(store.popular_items(100)) == 8  # the capped-away events still count
+
+
+def test_changes_feed_keeps_the_latest_state_in_sequence_order(store):
+    s1 = store.put_items([("a", {"topic_id": "t1"}), ("b", {"topic_id": "t2"})])
+    s2 = store.put_items([("a", {"topic_id": "t3"})])
+    s3 = store.delete_items(["b"])
+    assert s1 < s2 < s3 == store.last_seq()
+    changes = store.changes_since(0)
+    assert [(c.item_id, c.row) for c in changes] == [("a", {"topic_id": "t3"}), ("b", None)]
+    assert [c.item_id for c in store.changes_since(s2)] == ["b"]
+    assert store.changes_since(s3) == []
+
+
+def test_queue_claims_leases_and_acks_the_latest_change(store):
+    store.put_items([("a", {"x": 1}), ("b", {"x": 2})])
+    assert store.item_status("a").state == "queued"
+    assert store.pending_count() == 2
+    claimed = store.claim_pending(10, lease_s=30)
+    assert [c.item_id for c in claimed] == ["a", "b"]
+    assert store.claim_pending(10, lease_s=30) == []  # leased: nobody else takes them
+    store.put_items([("b", {"x": 3})])  # changed while being indexed
+    store.ack(claimed, "v1")
+    assert store.item_status("a").state == "indexed"
+    assert store.item_status("a").indexed_version == "v1"
+    assert store.item_status("b").state == "queued"
+    again = store.claim_pending(10, lease_s=30)
+    assert [(c.item_id, c.row) for c in again] == [("b", {"x": 3})]
+    store.ack(again, "v1")
+    assert store.pending_count() == 0
+
+
+def test_expired_lease_is_taken_again(store):
+    store.put_items([("a", {"x": 1})])
+    assert len(store.claim_pending(10, lease_s=0.2)) == 1
+    time.sleep(0.3)
+    assert [c.item_id for c in store.claim_pending(10, lease_s=30)] == ["a"]
+
+
+def test_delete_is_queued_then_reported_deleted(store):
+    store.put_items([("a", {"x": 1})], indexed_version="v1")
+    assert store.item_status("a").state == "indexed"
+    store.delete_items(["a"])
+    claimed = store.claim_pending(10, lease_s=30)
+    assert claimed[0].deleted
+    store.ack(claimed, "v1")
+    assert store.item_status("a").state == "deleted"
+    assert store.item_status("missing") is None
+
+
+def test_model_swap_requeues_items_indexed_elsewhere(store):
+    store.put_items([("a", {"x": 1}), ("b", {"x": 2})], indexed_version="v1")
+    store.put_items([("c", {"x": 3})], indexed_version="v2")
+    assert store.requeue_not_indexed_in("v2") == 2
+    assert sorted(c.item_id for c in store.claim_pending(10, 30)) == ["a", "b"]
+
+
+def test_popular_items_leave_out_deleted_items(store):
+    store.add_events("u", [Event("a", "read", 1.0), Event("a", "read", 2.0), Event("b", "read", 3)])
+    store.put_items([("a", {}), ("b", {})], indexed_version="v1")
+    store.delete_items(["a"])
+    assert [i for i, _ in store.popular_items(5)] == ["b"]
+
+
+def test_meta_records(store):
+    assert store.get_meta("rollout") is None
+    store.put_meta("rollout", "v2")
+    store.put_meta("rollout", "v3")
+    assert store.get_meta("rollout") == "v3"
+
+
+def _writer(path: str, worker: int) -> None:
+    store = open_store(f"sqlite:///{path}", events_per_user=5)
+    for i in range(50):
+        store.put_items([(f"w{worker}-{i}", {"i": i})])
+    store.close()
+
+
+def test_sqlite_is_safe_with_several_processes(tmp_path: Path):
+    path = str(tmp_path / "shared.db")
+    open_store(f"sqlite:///{path}", events_per_user=5).close()
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_writer, args=(path, w)) for w in range(3)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+        assert p.exitcode == 0
+    store = open_store(f"sqlite:///{path}", events_per_user=5)
+    changes = store.changes_since(0)
+    assert len(changes) == 150
+    assert sorted(c.seq for c in changes) == list(range(1, 151))  # no sequence number reused
+    store.close()
+
+
+def test_unreachable_redis_fails_fast_with_a_store_error():
+    from service.state import StoreError
+    from service.state.redis_store import RedisStore
+    from tests.integration.index_support import free_port
+
+    started = time.monotonic()
+    with pytest.raises(StoreError, match="redis store"):
+        RedisStore(f"redis://127.0.0.1:{free_port()}/0", timeout_s=0.5)
+    assert time.monotonic() - started < 5
