@@ -110,6 +110,62 @@ def train(
     typer.echo(path)
 
 
+@app.command("compare")
+def compare(
+    dataset: Annotated[
+        str, typer.Option(help="Data set config name (posts, movielens-100k) or a .toml path.")
+    ] = "movielens-100k",
+    data_dir: Annotated[
+        Path | None, typer.Option(help="Folder with the data files (default: the config's).")
+    ] = None,
+    out: Annotated[Path, typer.Option(help="Folder for the compare-<data set>.* report.")] = Path(
+        "docs"
+    ),
+    config: Annotated[Path | None, typer.Option(help="TOML file of training settings.")] = None,
+    seeds: Annotated[str, typer.Option(help="Comma-separated seeds (split + init).")] = "1,2,3",
+    rankers: Annotated[
+        str, typer.Option(help="Comma-separated rankers; empty for retrieval only.")
+    ] = "lr,fm,deepfm,widedeep,afm,nfm",
+    retrieval: Annotated[
+        bool, typer.Option(help="Also compare DSSM with BPR and popularity.")
+    ] = True,
+    epochs: Annotated[
+        int | None, typer.Option(min=1, help="Cap every model's epochs (a quick smoke run).")
+    ] = None,
+) -> None:
+    """Train every ranker (and DSSM vs BPR vs popularity) on one protocol and several seeds;
+    write a Markdown + JSON + PNG report."""
+    import shlex
+    import sys
+
+    _need_training()
+    from training.compare import CompareSettings, with_epoch_cap
+    from training.compare import compare as run_compare
+    from training.config import TrainConfig
+    from training.datasets import DatasetError
+
+    cfg = TrainConfig.from_toml(config) if config else TrainConfig()
+    if epochs is not None:
+        cfg = with_epoch_cap(cfg, epochs)
+    try:
+        settings = CompareSettings(
+            seeds=tuple(int(s) for s in seeds.split(",") if s.strip()),
+            rankers=tuple(r.strip() for r in rankers.split(",") if r.strip()),
+            retrieval=retrieval,
+        )
+    except ValueError:
+        console.print(f"[red]--seeds must be comma-separated integers, not {seeds!r}")
+        raise typer.Exit(2) from None
+    command = "recsys " + shlex.join(sys.argv[1:])
+    try:
+        paths = run_compare(dataset, data_dir, out, cfg, settings, console.print, command)
+    except (DatasetError, ValueError) as exc:
+        console.print(f"[red]{exc}")
+        raise typer.Exit(1) from None
+    for path in paths:
+        typer.echo(path)
+
+
 @bundle_app.command("inspect")
 def bundle_inspect(path: Path, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Verify a bundle (hashes, ONNX sessions, smoke inference) and show its manifest."""

@@ -1,8 +1,13 @@
 """Turn a data set's tables into raw feature columns for the encoder.
 
-The ``from_events`` history feature is rebuilt per row from *training* positives strictly
-before the row's timestamp: no test interaction leaks into a history, and a row never
-sees its own target item.
+The ``from_events`` history feature is rebuilt per row from *training* positives only, so
+no held-out interaction leaks into a history, and a row never sees its own item. Which
+training positives depends on the split, so that a training row sees the state an
+evaluated user is seen in: with a time split a test user's state is everything before the
+test period, so a row gets the positives strictly before its time ("before"); with a
+random split a test user's state is all of the user's training positives, so a row gets
+all of them but its own item ("others"). Training on earlier-only histories for a random
+split made DSSM lose to BPR on MovieLens (docs/rankers.md).
 """
 
 from __future__ import annotations
@@ -17,9 +22,11 @@ from training.datasets import Dataset
 
 
 class HistoryIndex:
-    """Each user's training positives in time order, for "items before t" look-ups."""
+    """Each user's training positives in time order; ``mode`` "before" for a time split,
+    "others" for a random one (see the module docstring)."""
 
     def __init__(self, dataset: Dataset) -> None:
+        self.mode = "others" if dataset.split_method == "random" else "before"
         key_u, key_i = dataset.schema.user_key, dataset.schema.item_key
         positives = dataset.part("train")
         positives = positives[positives["label"] == 1].sort_values("ts", kind="stable")
@@ -42,6 +49,23 @@ class HistoryIndex:
             out.append(list(self._items.get(user, empty)[max(0, end - maxlen) : end]))
         return out
 
+    def others(self, users: Sequence[str], items: Sequence[object], maxlen: int) -> list[list[str]]:
+        """For each (user, item): the last ``maxlen`` training positives other than the item."""
+        out = []
+        empty = np.empty(0, dtype=object)
+        for user, item in zip(users, items, strict=True):
+            seen = self._items.get(user, empty)
+            out.append(list(seen[seen != item][-maxlen:]) if len(seen) else [])
+        return out
+
+    def rows(
+        self, users: Sequence[str], items: Sequence[object], ts: Sequence[float], maxlen: int
+    ) -> list[list[str]]:
+        """The history of each row, by the index's mode."""
+        if self.mode == "others":
+            return self.others(users, items, maxlen)
+        return self.before(users, ts, maxlen)
+
     def latest(self, users: Sequence[str], maxlen: int) -> list[list[str]]:
         """Each user's last ``maxlen`` training positives: the state at serving time."""
         return self.before(users, [np.inf] * len(users), maxlen)
@@ -62,8 +86,12 @@ def feature_columns(dataset: Dataset, rows: pd.DataFrame, history: HistoryIndex)
     columns: dict[str, list] = {}
     for feat in schema.features:
         if getattr(feat, "from_events", False):
-            users = joined[schema.user_key].tolist()
-            columns[feat.name] = history.before(users, joined["ts"].tolist(), feat.maxlen)
+            columns[feat.name] = history.rows(
+                joined[schema.user_key].tolist(),
+                joined[schema.item_key].tolist(),
+                joined["ts"].tolist(),
+                feat.maxlen,
+            )
         elif feat.name in joined.columns:
             columns[feat.name] = _clean(joined[feat.name])
     return columns

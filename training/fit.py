@@ -12,7 +12,7 @@ import tensorflow as tf
 from service.features import OOV_ID
 from service.features.encoder import Arrays
 from training.models.dssm import DSSMConfig
-from training.models.rankers import RankerConfig
+from training.models.rankers import RankerConfig, ranker_optimizer
 from training.tasks import InBatchSoftmax
 
 log = logging.getLogger(__name__)
@@ -22,15 +22,22 @@ def take(arrays: Arrays, rows: np.ndarray) -> Arrays:
     return {name: values[rows] for name, values in arrays.items()}
 
 
+def predict(model: keras.Model, arrays: Arrays) -> np.ndarray:
+    """Run ``model`` on the arrays it reads (``arrays`` may hold more)."""
+    names = [t.name for t in model.inputs]
+    return np.asarray(model.predict({n: arrays[n] for n in names}, batch_size=8192, verbose=0))
+
+
 def fit_ranker(
     model: keras.Model,
     train: tuple[Arrays, np.ndarray],
     val: tuple[Arrays, np.ndarray],
     cfg: RankerConfig,
 ) -> dict[str, float]:
-    """Adam on binary cross-entropy, early stopping on validation AUC (best weights kept)."""
+    """Binary cross-entropy with the ranker's optimizer (``ranker_optimizer``), early stopping
+    on validation AUC (best weights kept)."""
     model.compile(
-        optimizer=keras.optimizers.Adam(cfg.learning_rate),
+        optimizer=ranker_optimizer(cfg),
         loss="binary_crossentropy",
         metrics=[keras.metrics.AUC(name="auc")],
     )

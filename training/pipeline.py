@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import replace
 from importlib.metadata import version as pkg_version
 from pathlib import Path
 from typing import Any
@@ -32,18 +31,13 @@ from training.datasets import SPLITS, load_dataset
 from training.evaluate import auc, logloss, popularity_metrics, retrieval_metrics
 from training.examples import HistoryIndex, feature_columns
 from training.export import export_checked
-from training.fit import fit_ranker, fit_towers, take
+from training.fit import fit_ranker, fit_towers, predict, take
 from training.models.dssm import build_towers, item_features, user_features
-from training.models.rankers import build_ranker
+from training.models.rankers import build_ranker, input_features, ranker_features
 from training.retrieval_data import EvalUsers, build_retrieval_data
 
 Report = Callable[[str], None]
 POPULAR_ITEMS = 1000
-
-
-def _predict(model: keras.Model, arrays: Arrays) -> np.ndarray:
-    names = [t.name for t in model.inputs]
-    return np.asarray(model.predict({n: arrays[n] for n in names}, batch_size=8192, verbose=0))
 
 
 def _rows(arrays: Arrays, n: int) -> Arrays:
@@ -54,8 +48,8 @@ def _rows(arrays: Arrays, n: int) -> Arrays:
 
 def _retrieval_scores(user_tower, item_tower, items: Arrays, users: EvalUsers, ks) -> dict:
     return retrieval_metrics(
-        _predict(user_tower, users.arrays),
-        _predict(item_tower, items),
+        predict(user_tower, users.arrays),
+        predict(item_tower, items),
         users.seen,
         users.positives,
         ks,
@@ -93,15 +87,15 @@ def train_bundle(
     ranker_metrics: dict[str, dict[str, Any]] = {}
     rankers = {}
     for name in dict.fromkeys((cfg.ranker.name, *cfg.baselines)):
-        rcfg = replace(cfg.ranker, name=name)
+        rcfg = cfg.ranker_for(name)
         keras.utils.set_random_seed(cfg.seed)
-        model = build_ranker(encoder, schema.features, rcfg)
+        model = build_ranker(encoder, dataset.ranker_features(), rcfg)
         t0 = time.perf_counter()
         fitted = fit_ranker(
             model, (arrays["train"], labels["train"]), (arrays["val"], labels["val"]), rcfg
         )
         seconds = time.perf_counter() - t0
-        probs = _predict(model, arrays["test"]).reshape(-1)
+        probs = predict(model, arrays["test"]).reshape(-1)
         ranker_metrics[name] = {
             "auc": round(auc(labels["test"], probs), 5),
             "logloss": round(logloss(labels["test"], probs), 5),
@@ -152,10 +146,11 @@ def train_bundle(
     try:
         ufeats, ifeats = user_features(schema), item_features(schema)
         held_out = _rows(arrays["test"], cfg.parity_rows)
+        rfeats = input_features(ranker_features(cfg.ranker.name, dataset.ranker_features()))
         exports = {
             USER_TOWER: (user_tower, ufeats, held_out),
             ITEM_TOWER: (item_tower, ifeats, _rows(data.items, cfg.parity_rows)),
-            RANKER: (rankers[cfg.ranker.name], schema.features, held_out),
+            RANKER: (rankers[cfg.ranker.name], rfeats, held_out),
         }
         parity, entries = {}, {}
         for role, (model, feats, rows) in exports.items():

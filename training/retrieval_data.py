@@ -23,6 +23,7 @@ from training.models.dssm import item_features, user_features
 class EvalUsers:
     """Users with held-out positives: tower inputs, seen items and positives (catalog rows)."""
 
+    user_ids: list[str]
     arrays: Arrays
     seen: list[np.ndarray]
     positives: list[np.ndarray]
@@ -33,6 +34,7 @@ class RetrievalData:
     item_ids: np.ndarray  # catalog order
     items: Arrays  # item tower inputs, one row per catalog item
     pairs: Arrays  # user tower inputs, one row per training positive
+    pair_users: np.ndarray  # user key of each pair
     pair_items: np.ndarray  # catalog row of each pair's item
     log_q: np.ndarray  # [catalog] log of each item's share of training positives
     popularity: np.ndarray  # [catalog] training positives per item
@@ -84,6 +86,7 @@ def build_retrieval_data(
         empty = np.empty(0, dtype=np.int64)
         seen = [np.concatenate([train_seen.get(u, empty), seen_also.get(u, empty)]) for u in users]
         return EvalUsers(
+            user_ids=users,
             arrays=encoder.encode(
                 feature_columns(dataset, state, history), user_features(schema), len(users)
             ),
@@ -95,6 +98,7 @@ def build_retrieval_data(
         item_ids=item_ids,
         items=items,
         pairs=pairs,
+        pair_users=train_pos[ukey].to_numpy(),
         pair_items=pair_items,
         log_q=log_q,
         popularity=popularity,

@@ -4,6 +4,7 @@ from service.features.encoder import EncodingError, FeatureEncoder, InputSpec
 from service.features.schema import (
     OOV_ID,
     PAD_ID,
+    CrossFeat,
     DenseFeat,
     Feature,
     FeatureSchema,
@@ -16,6 +17,7 @@ from service.features.vocab import Vocabulary
 __all__ = [
     "OOV_ID",
     "PAD_ID",
+    "CrossFeat",
     "DenseFeat",
     "EncodingError",
     "Feature",

@@ -16,6 +16,7 @@ import numpy as np
 from service.features.schema import (
     OOV_ID,
     PAD_ID,
+    CrossFeat,
     DenseFeat,
     Feature,
     FeatureSchema,
@@ -129,9 +130,14 @@ class FeatureEncoder:
         return len(self.vocabs[table])
 
     def input_specs(self, features: Iterable[Feature]) -> list[InputSpec]:
-        """The model inputs for ``features``, in order: ids, then weights for weighted lists."""
+        """The model inputs for ``features``, in order: ids, then weights for weighted lists.
+
+        A cross has none: the model computes it from its parts' inputs.
+        """
         specs = []
         for feat in features:
+            if isinstance(feat, CrossFeat):
+                continue
             if isinstance(feat, SparseFeat):
                 specs.append(InputSpec(feat.name, "int64", 1))
             elif isinstance(feat, VarLenSparseFeat):
@@ -155,6 +161,8 @@ class FeatureEncoder:
             n = present[0]
         out: Arrays = {}
         for feat in features:
+            if isinstance(feat, CrossFeat):
+                continue
             values = columns.get(feat.name)
             if values is not None and len(values) != n:
                 raise EncodingError(f"{feat.name}: {len(values)} values for {n} rows")

@@ -2,7 +2,8 @@
 
 Modelled on DeepCTR's feature columns. A schema is config (TOML or JSON), so a data set
 is a config, not code. Every model input is named after its feature; a weighted
-variable-length feature adds a second input, ``<name>_weight``.
+variable-length feature adds a second input, ``<name>_weight``. A crossed feature adds no
+input: the model computes it from its parts' ids.
 """
 
 from __future__ import annotations
@@ -82,11 +83,38 @@ class DenseFeat:
     kind = "dense"
 
 
-Feature = SparseFeat | VarLenSparseFeat | DenseFeat
+CROSS_SIDE = "cross"
+
+
+@dataclass(frozen=True)
+class CrossFeat:
+    """The cross product of two or more categorical features, for the wide part of a ranker.
+
+    It has no model input and no vocabulary: the model computes one id per combination of
+    its parts' ids in the graph (mixed radix over the parts' vocabulary sizes, modulo
+    ``buckets`` when that is > 0), so the service encodes nothing new and a user x item
+    cross is exactly the same online, where user and item rows are encoded apart. A
+    multi-value part gives one id per value (a ``[batch, w1 * w2]`` list); pairs with
+    padding are dropped. Its side is ``"cross"``: neither tower reads it.
+    """
+
+    name: str
+    features: tuple[str, ...]
+    buckets: int = 0
+
+    kind = "cross"
+    side = CROSS_SIDE
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "features", tuple(self.features))
+
+
+Feature = SparseFeat | VarLenSparseFeat | DenseFeat | CrossFeat
 _KINDS: dict[str, type[Feature]] = {
     "sparse": SparseFeat,
     "varlen": VarLenSparseFeat,
     "dense": DenseFeat,
+    "cross": CrossFeat,
 }
 
 
@@ -116,6 +144,9 @@ class FeatureSchema:
                     f"schema {self.name!r}: key {key!r} must be a sparse feature on side {side!r}"
                 )
         for feat in self.features:
+            if isinstance(feat, CrossFeat):
+                _check_cross(feat, by_name)
+                continue
             if feat.side not in SIDES:
                 raise SchemaError(f"feature {feat.name!r}: side must be one of {SIDES}")
             if isinstance(feat, VarLenSparseFeat) and feat.maxlen < 1:
@@ -134,7 +165,11 @@ class FeatureSchema:
         return [f for f in self.features if f.side in sides]
 
     def categorical(self) -> list[SparseFeat | VarLenSparseFeat]:
-        return [f for f in self.features if not isinstance(f, DenseFeat)]
+        """Features with ids and a vocabulary (crosses have neither)."""
+        return [f for f in self.features if isinstance(f, SparseFeat | VarLenSparseFeat)]
+
+    def crosses(self) -> list[CrossFeat]:
+        return [f for f in self.features if isinstance(f, CrossFeat)]
 
     def tables(self) -> dict[str, list[SparseFeat | VarLenSparseFeat]]:
         """Embedding table name -> the features that read it."""
@@ -187,3 +222,15 @@ class FeatureSchema:
         """sha256 of the canonical JSON form: equal schemas have equal fingerprints."""
         canonical = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _check_cross(cross: CrossFeat, by_name: dict[str, Feature]) -> None:
+    if len(cross.features) < 2 or len(set(cross.features)) != len(cross.features):
+        raise SchemaError(f"cross {cross.name!r}: needs two or more distinct features")
+    for name in cross.features:
+        if not isinstance(by_name.get(name), SparseFeat | VarLenSparseFeat):
+            raise SchemaError(
+                f"cross {cross.name!r}: {name!r} is not a sparse or varlen feature of the schema"
+            )
+    if cross.buckets < 0:
+        raise SchemaError(f"cross {cross.name!r}: buckets must be >= 0 (0 = exact ids)")

@@ -15,7 +15,10 @@ def load_dataset(name: str, data_dir: Path | None = None, seed: int = 42) -> Dat
     config = DatasetConfig.load(name)
     if config.loader not in LOADERS:
         raise DatasetError(f"config {name!r}: unknown loader {config.loader!r}")
-    return LOADERS[config.loader](config, Path(data_dir or config.default_dir), seed)
+    dataset = LOADERS[config.loader](config, Path(data_dir or config.default_dir), seed)
+    dataset.ranker_feature_names = config.ranker_features
+    dataset.split_method = config.split_method
+    return dataset
 
 
 __all__ = ["SPLITS", "Dataset", "DatasetConfig", "DatasetError", "load_dataset"]

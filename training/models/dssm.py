@@ -33,7 +33,7 @@ class DSSMConfig:
     temperature: float = 0.05
     logq_correction: bool = True
     learning_rate: float = 3e-3
-    batch_size: int = 512
+    batch_size: int = 256  # MovieLens-100K validation Recall@50: 512 0.555, 256 0.561, 128 0.553
     epochs: int = 20
     patience: int = 3
     # Share of training pairs whose user id is replaced by the unknown id, so the tower also
