@@ -1,14 +1,22 @@
-# One virtual environment for everything: the service, training (TensorFlow) and tests.
+# Two virtual environments: .venv holds everything (service, training with TensorFlow, tests);
+# .venv-serve holds the service and the test tools only, to prove serving needs no TensorFlow.
 VENV ?= .venv
+SERVE_VENV ?= .venv-serve
 PY := $(VENV)/bin/python
 PYTHON ?= python3
 
-.PHONY: install test lint format demo
+.PHONY: install test test-serving lint format demo
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[train,dev,test-server]'
+	touch $@
+
+$(SERVE_VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(SERVE_VENV)
+	$(SERVE_VENV)/bin/python -m pip install -q --upgrade pip
+	$(SERVE_VENV)/bin/python -m pip install -q -e '.[dev]'
 	touch $@
 
 install: $(VENV)/.installed
@@ -18,6 +26,12 @@ test: install
 	@$(PY) -m pytest -q; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: something is wrong" >&2; fi; \
 	exit $$rc
+
+# The unit tier where only the base and dev extras are installed (CI runs it first).
+test-serving: $(SERVE_VENV)/.installed
+	@if $(SERVE_VENV)/bin/python -c "import tensorflow" 2>/dev/null; then \
+	  echo "$(SERVE_VENV) has TensorFlow: it must hold the serving install only" >&2; exit 1; fi
+	$(SERVE_VENV)/bin/python -m pytest -q tests/unit
 
 lint: install
 	$(VENV)/bin/ruff check .

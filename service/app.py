@@ -2,28 +2,36 @@
 
 The lifespan opens the vector index and the state store, loads + verifies + warms the bundle
 and its collection, then starts two background tasks (catalog/rollout sync and the indexing
-worker) before the app reports ready.
+worker) before the app reports ready. This is the service's composition root: tests pass their
+own adapters and model loader (``tests/fakes.py``) and get the same app.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from fastapi import FastAPI
 
 from service.api.errors import install_error_handlers
 from service.api.middleware import RequestMiddleware
 from service.api.routes import items, models, ops, recommendations, users
+from service.index import VectorIndex
 from service.logs import configure_logging
 from service.metrics import Metrics
+from service.model import load_serving_model
 from service.online.index_worker import IndexWorker
+from service.online.ports import ModelLoader
 from service.online.recommender import Recommender
 from service.online.runtime import Runtime
 from service.settings import Settings, get_settings
+from service.state import StateStore
 from service.wiring import index_from_settings, store_from_settings
+
+Adapters = Callable[[Settings], tuple[VectorIndex, StateStore]]
 
 log = logging.getLogger(__name__)
 
@@ -33,21 +41,32 @@ ranker scores them. Errors: `{"error": {"code", "message", "field"}, "request_id
 Auth: `X-API-Key` (admin routes need an admin key) when keys are configured."""
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def adapters_from_settings(settings: Settings) -> tuple[VectorIndex, StateStore]:
+    return index_from_settings(settings), store_from_settings(settings)
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    adapters: Adapters = adapters_from_settings,
+    load_model: ModelLoader | None = None,
+) -> FastAPI:
     settings = settings or get_settings()
     configure_logging(settings.log_level)
     metrics = Metrics()
+    load_model = load_model or functools.partial(
+        load_serving_model, onnx_threads=settings.onnx_threads
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        index = index_from_settings(settings)
-        store = store_from_settings(settings)
-        runtime = Runtime(settings, index, store, metrics)
+        index, store = adapters(settings)
+        runtime = Runtime(settings, index, store, metrics, load_model)
         tasks: list[asyncio.Task] = []
         try:
             await runtime.start()
             app.state.runtime = runtime
-            app.state.recommender = Recommender(runtime)
+            app.state.recommender = Recommender(index, store, settings, metrics)
             tasks.append(asyncio.create_task(runtime.sync_forever(), name="sync"))
             if settings.index_worker:
                 tasks.append(asyncio.create_task(IndexWorker(runtime).run_forever(), name="worker"))

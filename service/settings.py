@@ -40,7 +40,15 @@ class Settings(BaseSettings):
         description="State store: sqlite:///path (one machine, several processes) or "
         "redis://host:port/db (several machines).",
     )
-    store_timeout_s: float = Field(2.0, gt=0, description="Timeout of every store call.")
+    store_timeout_s: float = Field(
+        2.0, gt=0, description="Timeout of every store call (SQLite: wait for a write lock)."
+    )
+    redis_prefix: str = Field(
+        "recsys:",
+        min_length=1,
+        max_length=64,
+        description="Key prefix of the Redis store (deployments sharing a server differ in it).",
+    )
     events_per_user: int = Field(200, ge=1, description="Recent events kept per user.")
     api_keys: list[str] = Field(
         default_factory=list,

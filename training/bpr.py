@@ -16,6 +16,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from training.early_stopping import EarlyStopping
+
 log = logging.getLogger(__name__)
 
 
@@ -76,26 +78,21 @@ def fit_bpr(
         optimizer.apply_gradients(zip(grads, [users, items], strict=True))
         return loss
 
-    best, best_epoch, waited, epochs_run = -np.inf, 0, 0, 0
-    best_vecs = (users.numpy(), items.numpy())
-    for epoch in range(cfg.epochs):
+    stopping: EarlyStopping[tuple[np.ndarray, np.ndarray]] = EarlyStopping(cfg.patience)
+    for _ in range(cfg.epochs):
         order = rng.permutation(len(pair_users))
         for start in range(0, len(order), cfg.batch_size):
             rows = order[start : start + cfg.batch_size]
             u = pair_users[rows]
             step(u, pair_items[rows], sample_negatives(rng, u, positive))
-        epochs_run = epoch + 1
-        score = validate(users.numpy(), items.numpy())
-        if score > best:
-            best, best_epoch, waited = score, epoch + 1, 0
-            best_vecs = (users.numpy(), items.numpy())
-        else:
-            waited += 1
-            if waited >= cfg.patience:
-                break
-    log.info("bpr: best epoch %d of %d, validation %.4f", best_epoch, epochs_run, best)
-    return (
-        best_vecs[0],
-        best_vecs[1],
-        {"epochs": epochs_run, "best_epoch": best_epoch, "val_score": float(best)},
+        vecs = (users.numpy(), items.numpy())
+        if stopping.update(validate(*vecs), lambda vecs=vecs: vecs):
+            break
+    log.info(
+        "bpr: best epoch %d of %d, validation %.4f",
+        stopping.best_epoch,
+        stopping.epochs,
+        stopping.best,
     )
+    best_users, best_items = stopping.best_state or (users.numpy(), items.numpy())
+    return best_users, best_items, stopping.summary()

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -26,15 +26,15 @@ from service.bundle.onnx_model import OnnxModel
 from service.features import CrossFeat, FeatureEncoder
 from training.bpr import fit_bpr
 from training.config import TrainConfig
-from training.datasets import SPLITS, Dataset, DatasetConfig, load_dataset
-from training.evaluate import auc, logloss, popularity_metrics, retrieval_metrics
+from training.datasets import Dataset, DatasetConfig, load_dataset
+from training.evaluate import popularity_metrics, retrieval_metrics
 from training.examples import HistoryIndex, feature_columns
 from training.export import export_checked
-from training.fit import fit_ranker, fit_towers, predict, take
-from training.models.dssm import build_towers
-from training.models.rankers import RANKERS, build_ranker, input_features, ranker_features
+from training.fit import take
+from training.models.rankers import RANKERS, input_features
 from training.report import write_report
 from training.retrieval_data import RetrievalData, build_retrieval_data
+from training.runs import encode_splits, train_ranker, train_towers, validation_recall
 
 Report = Callable[[str], None]
 
@@ -84,65 +84,41 @@ def ranking_runs(
     report: Report,
 ) -> list[dict[str, Any]]:
     """Train, test, export and time each ranker on one split."""
-    history = HistoryIndex(dataset)
-    columns = {s: feature_columns(dataset, dataset.part(s), history) for s in SPLITS}
-    labels = {s: dataset.part(s)["label"].to_numpy() for s in SPLITS}
-    encoder = FeatureEncoder.fit(dataset.schema, columns["train"])
-    features = dataset.ranker_features()
-    arrays = {
-        s: encoder.encode(columns[s], input_features(features), len(labels[s])) for s in SPLITS
-    }
-    n_test = len(labels["test"])
-    parity_rows = take(arrays["test"], np.arange(cfg.parity_rows) % n_test)
-    latency_rows = take(arrays["test"], np.arange(settings.latency_rows) % n_test)
+    splits = encode_splits(dataset)
+    test = splits.arrays["test"]
+    n_test = len(splits.labels["test"])
+    parity_rows = take(test, np.arange(cfg.parity_rows) % n_test)
+    latency_rows = take(test, np.arange(settings.latency_rows) % n_test)
     runs = []
     for name in settings.rankers:
-        rcfg = cfg.ranker_for(name)
-        keras.utils.set_random_seed(seed)
-        model = build_ranker(encoder, features, rcfg)
-        started = time.perf_counter()
-        fitted = fit_ranker(
-            model, (arrays["train"], labels["train"]), (arrays["val"], labels["val"]), rcfg
-        )
-        seconds = time.perf_counter() - started
-        probs = predict(model, arrays["test"]).reshape(-1)
-        specs = encoder.input_specs(input_features(ranker_features(name, features)))
+        run = train_ranker(splits, dataset.ranker_features(), cfg.ranker_for(name), seed)
+        specs = splits.encoder.input_specs(run.inputs)
         path = workdir / f"{name}_{seed}.onnx"
         parity = export_checked(
-            model,
+            run.model,
             specs,
             path,
             {s.name: parity_rows[s.name] for s in specs},
             cfg.parity_tolerance,
             cfg.opset,
         )
-        run = {
-            "model": name,
-            "seed": seed,
-            "auc": auc(labels["test"], probs),
-            "logloss": logloss(labels["test"], probs),
-            "train_seconds": seconds,
-            **fitted,
-            "parameters": int(model.count_params()),
-            "parity_max_abs_diff": parity["max_abs_diff"],
-            "onnx_ms": latency_ms(path, latency_rows, settings.latency_runs),
-        }
-        report(
-            f"seed {seed} {name}: AUC {run['auc']:.4f}, LogLoss {run['logloss']:.4f}, "
-            f"{seconds:.0f}s, best epoch {fitted['best_epoch']}/{fitted['epochs']}, "
-            f"ONNX p50 {run['onnx_ms']['p50']:.2f} ms"
+        m = run.metrics
+        runs.append(
+            {
+                "model": name,
+                "seed": seed,
+                **m,
+                "parameters": int(run.model.count_params()),
+                "parity_max_abs_diff": parity["max_abs_diff"],
+                "onnx_ms": latency_ms(path, latency_rows, settings.latency_runs),
+            }
         )
-        runs.append(run)
+        report(
+            f"seed {seed} {name}: AUC {m['auc']:.4f}, LogLoss {m['logloss']:.4f}, "
+            f"{m['train_seconds']:.0f}s, best epoch {m['best_epoch']}/{m['epochs']}, "
+            f"ONNX p50 {runs[-1]['onnx_ms']['p50']:.2f} ms"
+        )
     return runs
-
-
-def _validate_recall(data: RetrievalData, k: int) -> Callable[[np.ndarray, np.ndarray], float]:
-    def score(user_vecs: np.ndarray, item_vecs: np.ndarray) -> float:
-        return retrieval_metrics(user_vecs, item_vecs, data.val.seen, data.val.positives, (k,))[
-            f"recall@{k}"
-        ]
-
-    return score
 
 
 def retrieval_runs(
@@ -157,53 +133,10 @@ def retrieval_runs(
     history = HistoryIndex(split)
     encoder = FeatureEncoder.fit(split.schema, feature_columns(split, split.part("train"), history))
     data = build_retrieval_data(split, history, encoder)
-    validate = _validate_recall(data, cfg.validation_k)
-    ks = cfg.eval_ks
-    runs = []
-
-    keras.utils.set_random_seed(seed)
-    user_tower, item_tower = build_towers(encoder, cfg.dssm)
-    started = time.perf_counter()
-    fitted = fit_towers(
-        user_tower,
-        item_tower,
-        data.pairs,
-        data.items,
-        data.pair_items,
-        data.log_q,
-        lambda: validate(predict(user_tower, data.val.arrays), predict(item_tower, data.items)),
-        cfg.dssm,
-        seed,
-        user_key=split.schema.user_key,  # user-id dropout, as `recsys train` trains it
-    )
-    seconds = time.perf_counter() - started
-    test = data.test
-    metrics = retrieval_metrics(
-        predict(user_tower, test.arrays),
-        predict(item_tower, data.items),
-        test.seen,
-        test.positives,
-        ks,
-    )
-    runs.append({"model": "dssm", "seed": seed, **metrics, "train_seconds": seconds, **fitted})
-
-    user_row = {u: i for i, u in enumerate(split.users[split.schema.user_key])}
-    pair_users = np.array([user_row[u] for u in data.pair_users])
-    val_rows = np.array([user_row[u] for u in data.val.user_ids])
-
-    def validate_bpr(user_vecs: np.ndarray, item_vecs: np.ndarray) -> float:
-        return validate(user_vecs[val_rows], item_vecs)
-
-    started = time.perf_counter()
-    user_vecs, item_vecs, fitted = fit_bpr(
-        len(user_row), len(data.item_ids), pair_users, data.pair_items, validate_bpr, cfg.bpr, seed
-    )
-    seconds = time.perf_counter() - started
-    test_rows = np.array([user_row[u] for u in test.user_ids])
-    metrics = retrieval_metrics(user_vecs[test_rows], item_vecs, test.seen, test.positives, ks)
-    runs.append({"model": "bpr", "seed": seed, **metrics, "train_seconds": seconds, **fitted})
-
-    metrics = popularity_metrics(data.popularity, test.seen, test.positives, ks)
+    towers = train_towers(data, encoder, cfg, seed)
+    runs = [{"model": "dssm", "seed": seed, **towers.metrics}]
+    runs.append({"model": "bpr", "seed": seed, **_bpr_metrics(split, data, cfg, seed)})
+    metrics = popularity_metrics(data.popularity, data.test.seen, data.test.positives, cfg.eval_ks)
     runs.append({"model": "popularity", "seed": seed, **metrics, "train_seconds": 0.0})
     for run in runs:
         report(
@@ -211,6 +144,35 @@ def retrieval_runs(
             f"Recall@50 {run['recall@50']:.4f}, NDCG@10 {run['ndcg@10']:.4f}"
         )
     return runs
+
+
+def _bpr_metrics(
+    split: Dataset, data: RetrievalData, cfg: TrainConfig, seed: int
+) -> dict[str, Any]:
+    """BPR on the same positive pairs, early-stopped on the same validation Recall@K."""
+    validate = validation_recall(data, cfg.validation_k)
+    user_row = {u: i for i, u in enumerate(split.users[split.schema.user_key])}
+
+    def rows(users: Sequence[str]) -> np.ndarray:
+        return np.array([user_row[u] for u in users])
+
+    val_rows, test_rows = rows(data.val.user_ids), rows(data.test.user_ids)
+    started = time.perf_counter()
+    user_vecs, item_vecs, fitted = fit_bpr(
+        len(user_row),
+        len(data.item_ids),
+        rows(data.pair_users),
+        data.pair_items,
+        lambda users, items: validate(users[val_rows], items),
+        cfg.bpr,
+        seed,
+    )
+    seconds = time.perf_counter() - started
+    test = data.test
+    metrics = retrieval_metrics(
+        user_vecs[test_rows], item_vecs, test.seen, test.positives, cfg.eval_ks
+    )
+    return {**metrics, "train_seconds": seconds, **fitted}
 
 
 def compare(

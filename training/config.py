@@ -9,7 +9,7 @@ from typing import Any
 
 from training.bpr import BPRConfig
 from training.models.dssm import DSSMConfig
-from training.models.rankers import RankerConfig
+from training.models.ranker_config import RankerConfig
 
 
 def _default_ranker_overrides() -> dict[str, dict[str, Any]]:
@@ -47,10 +47,15 @@ class TrainConfig:
         base = replace(self.ranker, name=name)
         return _apply(base, self.ranker_overrides.get(name, {}), f"ranker_overrides.{name}")
 
+    def updated(self, overrides: dict[str, Any]) -> TrainConfig:
+        """These settings with ``overrides`` merged in key by key: a section such as
+        ``{"ranker": {"name": "fm"}}`` changes that setting and keeps the section's others."""
+        return _apply(self, overrides, "train")
+
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
         """Overrides on top of the defaults; unknown keys are an error, not ignored."""
-        return _apply(cls(), data, "train")
+        return cls().updated(data)
 
     @classmethod
     def from_toml(cls, path: Path) -> TrainConfig:

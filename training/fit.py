@@ -11,8 +11,10 @@ import tensorflow as tf
 
 from service.features import OOV_ID
 from service.features.encoder import Arrays
+from training.early_stopping import EarlyStopping
 from training.models.dssm import DSSMConfig
-from training.models.rankers import RankerConfig, ranker_optimizer
+from training.models.ranker_config import RankerConfig
+from training.models.rankers import ranker_optimizer
 from training.tasks import InBatchSoftmax
 
 log = logging.getLogger(__name__)
@@ -107,8 +109,7 @@ def fit_towers(
 
     rng = np.random.default_rng(seed)
     n = len(pair_items)
-    best, best_epoch, best_weights, waited = -np.inf, 0, None, 0
-    epochs_run = 0
+    stopping: EarlyStopping[tuple[list, list]] = EarlyStopping(cfg.patience)
     for epoch in range(cfg.epochs):
         order = rng.permutation(n)
         losses = []
@@ -120,17 +121,11 @@ def fit_towers(
                 dropped = rng.random(len(rows)) < cfg.user_id_dropout
                 user_batch[user_key] = np.where(dropped[:, None], OOV_ID, user_batch[user_key])
             losses.append(float(step(user_batch, take(items, item_rows), item_rows)))
-        epochs_run = epoch + 1
         score = validate()
         log.info("dssm epoch %d: loss %.4f, validation %.4f", epoch + 1, np.mean(losses), score)
-        if score > best:
-            best, best_epoch, waited = score, epoch + 1, 0
-            best_weights = (user_tower.get_weights(), item_tower.get_weights())
-        else:
-            waited += 1
-            if waited >= cfg.patience:
-                break
-    if best_weights is not None:
-        user_tower.set_weights(best_weights[0])
-        item_tower.set_weights(best_weights[1])
-    return {"epochs": epochs_run, "best_epoch": best_epoch, "val_score": float(best)}
+        if stopping.update(score, lambda: (user_tower.get_weights(), item_tower.get_weights())):
+            break
+    if stopping.best_state is not None:
+        user_tower.set_weights(stopping.best_state[0])
+        item_tower.set_weights(stopping.best_state[1])
+    return stopping.summary()

@@ -23,37 +23,32 @@ from service.bundle.manifest import (
     Manifest,
     ModelEntry,
 )
-from service.features import FeatureEncoder
+from service.features import Feature
 from service.features.encoder import Arrays
 from training.bundle_writer import BundleWriter
 from training.config import TrainConfig
-from training.datasets import SPLITS, load_dataset
-from training.evaluate import auc, logloss, popularity_metrics, retrieval_metrics
-from training.examples import HistoryIndex, feature_columns
+from training.datasets import Dataset, load_dataset
+from training.evaluate import popularity_metrics
 from training.export import export_checked
-from training.fit import fit_ranker, fit_towers, predict, take
-from training.models.dssm import build_towers, item_features, user_features
-from training.models.rankers import build_ranker, input_features, ranker_features
-from training.retrieval_data import EvalUsers, build_retrieval_data
+from training.fit import take
+from training.models.dssm import item_features, user_features
+from training.retrieval_data import RetrievalData, build_retrieval_data
+from training.runs import (
+    LabelledSplits,
+    RankerRun,
+    TowerRun,
+    encode_splits,
+    train_ranker,
+    train_towers,
+)
 
 Report = Callable[[str], None]
 POPULAR_ITEMS = 1000
-
-
-def _rows(arrays: Arrays, n: int) -> Arrays:
-    """The first ``n`` rows, repeated from the start when there are fewer (parity needs n)."""
-    size = len(next(iter(arrays.values())))
-    return take(arrays, np.arange(n) % size)
-
-
-def _retrieval_scores(user_tower, item_tower, items: Arrays, users: EvalUsers, ks) -> dict:
-    return retrieval_metrics(
-        predict(user_tower, users.arrays),
-        predict(item_tower, items),
-        users.seen,
-        users.positives,
-        ks,
-    )
+LIBRARIES = ("tensorflow", "keras", "tf2onnx", "onnx", "onnxruntime", "numpy")
+RETRIEVAL_PROTOCOL = (
+    "full ranking over all items; each user's training (and, for test, validation) positives "
+    "excluded; users with held-out positives"
+)
 
 
 def train_bundle(
@@ -71,127 +66,135 @@ def train_bundle(
 
     keras.utils.set_random_seed(cfg.seed)
     dataset = load_dataset(dataset_name, data_dir, seed=cfg.seed)
-    schema = dataset.schema
     step(f"loaded {dataset_name}: {dataset.summary()}")
+    splits = encode_splits(dataset)
+    vocabs = ", ".join(f"{t}={splits.encoder.vocab_size(t)}" for t in splits.encoder.vocabs)
+    step(f"fitted the encoder on the training split: {vocabs}")
 
-    history = HistoryIndex(dataset)
-    columns = {s: feature_columns(dataset, dataset.part(s), history) for s in SPLITS}
-    labels = {s: dataset.part(s)["label"].to_numpy() for s in SPLITS}
-    encoder = FeatureEncoder.fit(schema, columns["train"])
-    arrays = {s: encoder.encode(columns[s], schema.features, len(labels[s])) for s in SPLITS}
-    step(
-        "fitted the encoder on the training split: "
-        + ", ".join(f"{t}={encoder.vocab_size(t)}" for t in encoder.vocabs)
-    )
-
-    ranker_metrics: dict[str, dict[str, Any]] = {}
     rankers = {}
     for name in dict.fromkeys((cfg.ranker.name, *cfg.baselines)):
-        rcfg = cfg.ranker_for(name)
-        keras.utils.set_random_seed(cfg.seed)
-        model = build_ranker(encoder, dataset.ranker_features(), rcfg)
-        t0 = time.perf_counter()
-        fitted = fit_ranker(
-            model, (arrays["train"], labels["train"]), (arrays["val"], labels["val"]), rcfg
-        )
-        seconds = time.perf_counter() - t0
-        probs = predict(model, arrays["test"]).reshape(-1)
-        ranker_metrics[name] = {
-            "auc": round(auc(labels["test"], probs), 5),
-            "logloss": round(logloss(labels["test"], probs), 5),
-            "train_seconds": round(seconds, 1),
-            **fitted,
-        }
-        rankers[name] = model
-        step(f"ranker {name}: {ranker_metrics[name]}")
+        run = train_ranker(splits, dataset.ranker_features(), cfg.ranker_for(name), cfg.seed)
+        rankers[name] = run
+        step(f"ranker {name}: {_rounded(rankers[name].metrics)}")
 
-    data = build_retrieval_data(dataset, history, encoder)
-    keras.utils.set_random_seed(cfg.seed)
-    user_tower, item_tower = build_towers(encoder, cfg.dssm)
-    k = cfg.validation_k
-    t0 = time.perf_counter()
-    fitted = fit_towers(
-        user_tower,
-        item_tower,
-        data.pairs,
-        data.items,
-        data.pair_items,
-        data.log_q,
-        lambda: _retrieval_scores(user_tower, item_tower, data.items, data.val, (k,))[
-            f"recall@{k}"
-        ],
-        cfg.dssm,
-        cfg.seed,
-        user_key=schema.user_key,
-    )
-    dssm_seconds = time.perf_counter() - t0
-    dssm = _retrieval_scores(user_tower, item_tower, data.items, data.test, cfg.eval_ks)
+    data = build_retrieval_data(dataset, splits.history, splits.encoder)
+    towers = train_towers(data, splits.encoder, cfg, cfg.seed)
     popular = popularity_metrics(data.popularity, data.test.seen, data.test.positives, cfg.eval_ks)
-    step(f"dssm ({dssm_seconds:.1f}s, {fitted}): {dssm}")
+    step(f"dssm: {_rounded(towers.metrics)}")
     step(f"popularity: {popular}")
 
-    metrics = {
+    metrics = _metrics(dataset_name, dataset, cfg, rankers, towers, popular)
+    served = rankers[cfg.ranker.name]
+    path, parity = _write_bundle(out_dir, cfg, splits, data, served, towers, metrics)
+    step(
+        f"exported ONNX, parity max abs diff: { {r: p['max_abs_diff'] for r, p in parity.items()} }"
+    )
+    step(f"bundle written: {path}")
+    return path
+
+
+def _rounded(metrics: dict[str, Any]) -> dict[str, Any]:
+    """Metrics as the bundle records them: 5 decimals, seconds to 0.1."""
+    return {
+        k: round(v, 1 if k == "train_seconds" else 5) if isinstance(v, float) else v
+        for k, v in metrics.items()
+    }
+
+
+def _metrics(
+    dataset_name: str,
+    dataset: Dataset,
+    cfg: TrainConfig,
+    rankers: dict[str, RankerRun],
+    towers: TowerRun,
+    popular: dict[str, float],
+) -> dict[str, Any]:
+    served = cfg.ranker.name
+    return {
         "dataset": {"name": dataset_name, **dataset.summary()},
-        "ranker": {"name": cfg.ranker.name, **ranker_metrics[cfg.ranker.name]},
-        "ranker_baselines": {n: m for n, m in ranker_metrics.items() if n != cfg.ranker.name},
+        "ranker": {"name": served, **_rounded(rankers[served].metrics)},
+        "ranker_baselines": {n: _rounded(r.metrics) for n, r in rankers.items() if n != served},
         "retrieval": {
-            "protocol": "full ranking over all items; each user's training (and, for test, "
-            "validation) positives excluded; users with held-out positives",
-            "dssm": {**dssm, "train_seconds": round(dssm_seconds, 1), **fitted},
+            "protocol": RETRIEVAL_PROTOCOL,
+            "dssm": _rounded(towers.metrics),
             "popularity": popular,
         },
     }
 
+
+def _rows(arrays: Arrays, n: int) -> Arrays:
+    """The first ``n`` rows, repeated from the start when there are fewer (parity needs n)."""
+    size = len(next(iter(arrays.values())))
+    return take(arrays, np.arange(n) % size)
+
+
+def _write_bundle(
+    out_dir: Path,
+    cfg: TrainConfig,
+    splits: LabelledSplits,
+    data: RetrievalData,
+    served: RankerRun,
+    towers: TowerRun,
+    metrics: dict[str, Any],
+) -> tuple[Path, dict[str, dict[str, float]]]:
+    """Export the three models through the parity gate, write every file, commit the bundle;
+    returns its folder and the parity report."""
     writer = BundleWriter(out_dir)
     try:
-        ufeats, ifeats = user_features(schema), item_features(schema)
-        held_out = _rows(arrays["test"], cfg.parity_rows)
-        rfeats = input_features(ranker_features(cfg.ranker.name, dataset.ranker_features()))
-        exports = {
-            USER_TOWER: (user_tower, ufeats, held_out),
-            ITEM_TOWER: (item_tower, ifeats, _rows(data.items, cfg.parity_rows)),
-            RANKER: (rankers[cfg.ranker.name], rfeats, held_out),
-        }
-        parity, entries = {}, {}
-        for role, (model, feats, rows) in exports.items():
-            specs = encoder.input_specs(feats)
-            rows = {s.name: rows[s.name] for s in specs}
-            parity[role] = export_checked(
-                model, specs, writer.path(f"{role}.onnx"), rows, cfg.parity_tolerance, cfg.opset
-            )
-            entries[role] = ModelEntry(
-                f"{role}.onnx", [f.name for f in feats], int(model.outputs[0].shape[-1])
-            )
-        diffs = {role: p["max_abs_diff"] for role, p in parity.items()}
-        step(f"exported ONNX, parity max abs diff: {diffs}")
-
+        parity, entries = _export_models(writer, cfg, splits, data, served, towers)
         top = np.argsort(-data.popularity, kind="stable")[:POPULAR_ITEMS]
-        writer.write_json(ENCODER_FILE, encoder.to_dict())
+        popular = [str(data.item_ids[i]) for i in top if data.popularity[i] > 0]
+        writer.write_json(ENCODER_FILE, splits.encoder.to_dict())
         writer.write_json(METRICS_FILE, metrics)
         writer.write_json(PARITY_FILE, parity)
-        writer.write_json(
-            POPULAR_FILE, [str(data.item_ids[i]) for i in top if data.popularity[i] > 0]
-        )
+        writer.write_json(POPULAR_FILE, popular)
         manifest = Manifest(
             version="",
             created_at="",
-            dataset=dataset_name,
-            schema_fingerprint=schema.fingerprint(),
+            dataset=metrics["dataset"]["name"],
+            schema_fingerprint=splits.encoder.schema.fingerprint(),
             embedding_dim=cfg.dssm.output_dim,
             opset=cfg.opset,
             ranker=cfg.ranker.name,
             models=entries,
             files={},
             metrics=metrics,
-            libraries={
-                p: pkg_version(p)
-                for p in ("tensorflow", "keras", "tf2onnx", "onnx", "onnxruntime", "numpy")
-            },
+            libraries={p: pkg_version(p) for p in LIBRARIES},
             training_config=cfg.to_dict(),
         )
-        path = writer.commit(manifest)
+        return writer.commit(manifest), parity
     except BaseException:
         writer.abort()
         raise
-    step(f"bundle written: {path}")
-    return path
+
+
+def _export_models(
+    writer: BundleWriter,
+    cfg: TrainConfig,
+    splits: LabelledSplits,
+    data: RetrievalData,
+    served: RankerRun,
+    towers: TowerRun,
+) -> tuple[dict[str, dict[str, float]], dict[str, ModelEntry]]:
+    schema = splits.encoder.schema
+    held_out = _rows(splits.arrays["test"], cfg.parity_rows)
+    exports: dict[str, tuple[keras.Model, list[Feature], Arrays]] = {
+        USER_TOWER: (towers.user_tower, user_features(schema), held_out),
+        ITEM_TOWER: (towers.item_tower, item_features(schema), _rows(data.items, cfg.parity_rows)),
+        RANKER: (served.model, served.inputs, held_out),
+    }
+    parity, entries = {}, {}
+    for role, (model, features, rows) in exports.items():
+        specs = splits.encoder.input_specs(features)
+        parity[role] = export_checked(
+            model,
+            specs,
+            writer.path(f"{role}.onnx"),
+            {s.name: rows[s.name] for s in specs},
+            cfg.parity_tolerance,
+            cfg.opset,
+        )
+        entries[role] = ModelEntry(
+            f"{role}.onnx", [f.name for f in features], int(model.outputs[0].shape[-1])
+        )
+    return parity, entries

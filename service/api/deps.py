@@ -6,7 +6,7 @@ from fastapi import Request
 
 from service.api.errors import CODES, ApiError
 from service.api.schemas import ErrorResponse
-from service.online.model import ServingModel
+from service.online.ports import ServableModel
 from service.online.recommender import Recommender
 from service.online.runtime import Runtime
 
@@ -19,7 +19,9 @@ def recommender(request: Request) -> Recommender:
     return request.app.state.recommender
 
 
-def current_model(request: Request) -> ServingModel:
+def current_model(request: Request) -> ServableModel:
+    """The model this request is served with, from start to end (a reload swaps the runtime's
+    reference, never this one)."""
     model = request.app.state.runtime.model
     if model is None:
         raise ApiError(503, "no model loaded yet")

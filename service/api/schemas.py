@@ -13,12 +13,14 @@ from pydantic import (
     field_validator,
 )
 
-ID_PATTERN = r"^[A-Za-z0-9_\-.:@]{1,128}$"
+from service.index.port import MAX_LIMIT
+from service.validation import ID_PATTERN
+
 Id = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
 Scalar = str | int | float | bool
 FeatureValue = Scalar | list[Scalar] | None
 Features = Annotated[dict[str, FeatureValue], Field(max_length=64)]
-MAX_K, MAX_CANDIDATES, MAX_EXCLUSIONS, MAX_BATCH = 200, 1000, 1000, 1000
+MAX_K, MAX_CANDIDATES, MAX_EXCLUSIONS, MAX_BATCH = 200, MAX_LIMIT, 1000, 1000
 
 
 class Strict(BaseModel):

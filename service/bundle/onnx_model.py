@@ -7,13 +7,27 @@ from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
+from onnxruntime.capi import onnxruntime_pybind11_state as ort_state
+
+# What onnxruntime raises when a session fails to run (each derives from Exception directly).
+ORT_RUN_ERRORS = (
+    ort_state.Fail,
+    ort_state.InvalidArgument,
+    ort_state.RuntimeException,
+    ort_state.EPFail,
+    ort_state.EngineError,
+)
+
+
+class ModelRunError(RuntimeError):
+    """onnxruntime failed to run the model on a batch; names the file."""
 
 
 class OnnxModel:
     """One onnxruntime session on CPU.
 
     ``intra_op_threads=1`` by default: with 2 threads a single call is faster on an idle
-    machine, but throughput under concurrent requests was lower (ARCHITECTURE.md).
+    machine, but throughput under concurrent requests was lower (docs/architecture.md).
     """
 
     def __init__(self, path: Path, intra_op_threads: int = 1) -> None:
@@ -31,4 +45,7 @@ class OnnxModel:
     def run(self, inputs: Mapping[str, np.ndarray]) -> np.ndarray:
         """Run on one batch; ``inputs`` may hold more arrays than the model reads."""
         feed = {name: inputs[name] for name in self.input_names}
-        return self.session.run([self.output_name], feed)[0]
+        try:
+            return self.session.run([self.output_name], feed)[0]
+        except ORT_RUN_ERRORS as exc:
+            raise ModelRunError(f"{self.path.name}: {exc}") from exc

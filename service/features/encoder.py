@@ -6,6 +6,7 @@ service reads it back (no TensorFlow needed) and encodes requests and items with
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from service.features.vocab import Vocabulary, token
 
 Columns = Mapping[str, Sequence[Any]]
 Arrays = dict[str, np.ndarray]
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 @dataclass(frozen=True)
@@ -45,7 +47,11 @@ class DenseStats:
 
 
 class EncodingError(ValueError):
-    """A raw value cannot be encoded (wrong shape or type); names the feature."""
+    """A raw value cannot be encoded (wrong shape, type or range); ``feature`` names it."""
+
+    def __init__(self, feature: str, problem: str) -> None:
+        super().__init__(f"{feature}: {problem}")
+        self.feature = feature
 
 
 def _as_list(value: Any) -> list[Any]:
@@ -59,18 +65,23 @@ def _as_list(value: Any) -> list[Any]:
 
 
 def _pair(value: Any, feature: str) -> tuple[str, float]:
-    """A weighted value: "token:weight", (token, weight) or a bare token (weight 1)."""
+    """A weighted value: "token:weight", (token, weight) or a bare token (weight 1); the
+    weight is a finite number within float32 range."""
     if isinstance(value, str):
         tok, sep, weight = value.rpartition(":")
         if not sep:
             return value, 1.0
-        try:
-            return tok, float(weight)
-        except ValueError:
-            raise EncodingError(f"{feature}: bad weighted value {value!r}") from None
-    if isinstance(value, tuple | list) and len(value) == 2:
-        return token(value[0]), float(value[1])
-    return token(value), 1.0
+    elif isinstance(value, tuple | list) and len(value) == 2:
+        tok, weight = token(value[0]), value[1]
+    else:
+        return token(value), 1.0
+    try:
+        number = float(weight)
+    except (TypeError, ValueError):
+        number = math.nan
+    if not (math.isfinite(number) and abs(number) <= FLOAT32_MAX):
+        raise EncodingError(feature, f"bad weighted value {value!r} (weight: a finite number)")
+    return tok, number
 
 
 def _tokens(feat: VarLenSparseFeat, value: Any) -> list[Any]:
@@ -157,7 +168,7 @@ class FeatureEncoder:
         if n is None:
             present = [len(columns[f.name]) for f in features if f.name in columns]
             if not present:
-                raise EncodingError("cannot infer the row count: no feature column given")
+                raise ValueError("cannot infer the row count: no feature column given")
             n = present[0]
         out: Arrays = {}
         for feat in features:
@@ -165,18 +176,29 @@ class FeatureEncoder:
                 continue
             values = columns.get(feat.name)
             if values is not None and len(values) != n:
-                raise EncodingError(f"{feat.name}: {len(values)} values for {n} rows")
-            if isinstance(feat, SparseFeat):
-                out[feat.name] = self._sparse(feat, values, n)
-            elif isinstance(feat, VarLenSparseFeat):
-                out.update(self._varlen(feat, values, n))
-            else:
-                stats = self.dense_stats.get(feat.name)
-                matrix = _dense_matrix(feat, values if values is not None else [None] * n, stats)
-                if stats is not None:
-                    matrix = (matrix - stats.mean) / stats.std
-                out[feat.name] = matrix.astype(np.float32)
+                raise EncodingError(feat.name, f"{len(values)} values for {n} rows")
+            try:
+                out.update(self._encode_feature(feat, values, n))
+            except EncodingError:
+                raise
+            except (TypeError, ValueError, OverflowError) as exc:
+                raise EncodingError(feat.name, f"cannot encode: {exc}") from None
         return out
+
+    def _encode_feature(self, feat: Feature, values: Sequence[Any] | None, n: int) -> Arrays:
+        if isinstance(feat, SparseFeat):
+            return {feat.name: self._sparse(feat, values, n)}
+        if isinstance(feat, VarLenSparseFeat):
+            return self._varlen(feat, values, n)
+        stats = self.dense_stats.get(feat.name)
+        matrix = _dense_matrix(feat, values if values is not None else [None] * n, stats)
+        if stats is not None:
+            matrix = (matrix - stats.mean) / stats.std
+        with np.errstate(over="ignore"):
+            encoded = matrix.astype(np.float32)
+        if not np.isfinite(encoded).all():
+            raise EncodingError(feat.name, "values must be finite numbers within float32 range")
+        return {feat.name: encoded}
 
     def encode_rows(self, rows: Sequence[Mapping[str, Any]], features: Iterable[Feature]) -> Arrays:
         """Encode a list of row dicts (e.g. request payloads); missing keys encode as unknown."""
@@ -245,6 +267,6 @@ def _dense_matrix(feat: DenseFeat, values: Sequence[Any], stats: DenseStats | No
             continue
         vec = np.asarray(value, dtype=np.float64).reshape(-1)
         if vec.shape[0] != feat.dim:
-            raise EncodingError(f"{feat.name}: expected {feat.dim} values, got {vec.shape[0]}")
+            raise EncodingError(feat.name, f"expected {feat.dim} values, got {vec.shape[0]}")
         matrix[row] = vec
     return matrix

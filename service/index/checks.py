@@ -1,9 +1,10 @@
 """Argument checks shared by every adapter, so all backends accept and reject the same input.
 
-Item ids: 1..128 UTF-8 bytes, no control characters and no single quote. Milvus Lite 2.5.1
-splices upserted primary keys unquoted into SQL (`'` breaks the upsert with "internal error")
-and its expression parser does not unescape `\\n`-style escapes; the rule is applied to every
-backend so that an id accepted here is accepted everywhere.
+Item ids follow the service's one id rule (`service.validation.check_id`: letters, digits and
+`_-.:@`, so no quote, backslash or control character reaches a Milvus expression; Milvus Lite
+2.5.1 splices upserted primary keys unquoted into SQL and does not unescape `\\n`-style
+escapes). Attribute and filter values follow `service.validation` too; this module turns its
+`InvalidInput` into the index's own `InvalidRequest` / `InvalidFilter`.
 """
 
 from __future__ import annotations
@@ -15,10 +16,10 @@ from typing import Any
 
 import numpy as np
 
+from service import validation
 from service.index.port import (
     MAX_EXCLUSIONS,
     MAX_FILTER_VALUES,
-    MAX_ID_BYTES,
     MAX_LIMIT,
     FilterValue,
     InvalidFilter,
@@ -31,9 +32,6 @@ RESERVED_FIELD_NAMES = frozenset({"item_id", "vector"})
 FIELD_KINDS = frozenset({"string", "int", "bool", "string_array"})
 MAX_STRING_LENGTH = 65_535
 MAX_ARRAY_CAPACITY = 4_096
-INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
-CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-FORBIDDEN_IN_ID = re.compile(r"[\x00-\x1f\x7f-\x9f']")
 
 
 def check_fields(fields: Iterable[ScalarField]) -> tuple[ScalarField, ...]:
@@ -65,13 +63,10 @@ def check_dim(dim: int) -> int:
 
 
 def check_id(item_id: object, what: str = "item id") -> str:
-    if not isinstance(item_id, str) or not item_id:
-        raise InvalidRequest(f"{what} must be a non-empty string, got {item_id!r}")
-    if len(item_id.encode()) > MAX_ID_BYTES:
-        raise InvalidRequest(f"{what} {item_id[:40]!r}... is longer than {MAX_ID_BYTES} bytes")
-    if FORBIDDEN_IN_ID.search(item_id):
-        raise InvalidRequest(f"{what} {item_id!r} must not contain a single quote or control chars")
-    return item_id
+    try:
+        return validation.check_id(item_id, what)
+    except validation.InvalidInput as exc:
+        raise InvalidRequest(str(exc)) from None
 
 
 def check_ids(ids: Sequence[str], *, unique: bool = False, what: str = "item id") -> list[str]:
@@ -165,49 +160,16 @@ def check_filter(
 
 def _attribute_value(field: ScalarField, value: Any) -> Any:
     try:
-        if field.kind == "string_array":
-            if isinstance(value, str | bytes) or not isinstance(value, Sequence | np.ndarray):
-                raise TypeError("a list of strings")
-            items = [_string(field, v) for v in value]
-            if len(items) > field.max_capacity:
-                raise TypeError(f"at most {field.max_capacity} strings")
-            return items
-        return _scalar(field, value)
-    except TypeError as e:
-        raise InvalidRequest(f"attribute {field.name!r}: {value!r} is not {e}") from None
+        return validation.attribute_value(field, value)
+    except validation.InvalidInput as exc:
+        raise InvalidRequest(f"attribute {exc}") from None
 
 
 def _filter_value(field: ScalarField, value: Any) -> FilterValue:
     try:
-        if field.kind == "string_array":
-            return _string(field, value)
-        return _scalar(field, value)
-    except TypeError as e:
-        raise InvalidFilter(f"filter {field.name!r}: {value!r} is not {e}") from None
-
-
-def _scalar(field: ScalarField, value: Any) -> FilterValue:
-    if field.kind == "string":
-        return _string(field, value)
-    if field.kind == "bool":
-        if not isinstance(value, bool | np.bool_):
-            raise TypeError("a bool")
-        return bool(value)
-    if isinstance(value, bool | np.bool_) or not isinstance(value, int | np.integer):
-        raise TypeError("an int")
-    if not INT64_MIN <= int(value) <= INT64_MAX:
-        raise TypeError("an int64")
-    return int(value)
-
-
-def _string(field: ScalarField, value: Any) -> str:
-    if not isinstance(value, str):
-        raise TypeError("a string")
-    if len(value.encode()) > field.max_length:
-        raise TypeError(f"a string of at most {field.max_length} bytes")
-    if CONTROL_CHARS.search(value):
-        raise TypeError("a string without control characters")
-    return value
+        return validation.filter_value(field, value)
+    except validation.InvalidInput as exc:
+        raise InvalidFilter(str(exc)) from None
 
 
 def fields_mismatch(stored: Sequence[ScalarField], wanted: Sequence[ScalarField]) -> str | None:

@@ -23,6 +23,11 @@ _served: set[str] = set()
 _lock = threading.Lock()
 
 
+def is_server_uri(uri: str) -> bool:
+    """A Milvus server (or Lite server) address, as opposed to a Lite file."""
+    return uri.startswith(SERVER_URI_PREFIXES)
+
+
 def lite_file_path(uri: str) -> Path:
     """The Milvus Lite file a URI names; raises `IndexConfigError` on names Lite refuses."""
     path = Path(uri.removeprefix("file://")).expanduser().absolute()

@@ -41,11 +41,7 @@ class MilvusConnection:
             raise IndexConfigError(f"timeouts must be positive: {timeout_s!r}, {admin_timeout_s!r}")
         self.uri = uri
         self.timeout_s, self.admin_timeout_s = float(timeout_s), float(admin_timeout_s)
-        self.lite_file = (
-            None
-            if uri.startswith(lite_files.SERVER_URI_PREFIXES)
-            else lite_files.lite_file_path(uri)
-        )
+        self.lite_file = None if lite_files.is_server_uri(uri) else lite_files.lite_file_path(uri)
         self._token, self._db_name = token, db_name
         self._is_lite: bool | None = True if self.lite_file else None
         self._client: MilvusClient | None = None

@@ -6,8 +6,9 @@ L2-normalized by the index on the way in and the query on the way out, so every 
 cosine similarity in [-1, 1] (inner product over unit vectors).
 
 Adapters: `ExactIndex` (NumPy brute force, the reference) and `MilvusIndex` (Milvus Lite
-file, Lite server or a Milvus server). Both share the argument checks in `checks.py`, so a
-request that one rejects, the other rejects too.
+file, Lite server or a Milvus server). Both share the argument checks in `checks.py` (which
+apply the service's own rules from `service/validation.py`), so a request that one rejects,
+the other rejects too.
 """
 
 from __future__ import annotations
@@ -15,33 +16,19 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-FieldKind = Literal["string", "int", "bool", "string_array"]
-FilterValue = str | int | bool
+from service.validation import FieldKind, FilterValue, ScalarField
+
+__all__ = ["FieldKind", "FilterValue", "ScalarField"]  # the attribute rules live in validation
 
 COLLECTION_PREFIX = "items_"
 MAX_LIMIT = 1000
 MAX_EXCLUSIONS = 1000
 MAX_FILTER_VALUES = 1000
-MAX_ID_BYTES = 128
 VERSION_PATTERN = re.compile(r"[A-Za-z0-9_]{1,200}")
-
-
-@dataclass(frozen=True)
-class ScalarField:
-    """A filterable item attribute stored beside the vector.
-
-    `max_length` bounds a string (or each string of an array) in UTF-8 bytes;
-    `max_capacity` bounds the number of strings in a `string_array`.
-    """
-
-    name: str
-    kind: FieldKind
-    max_length: int = 256
-    max_capacity: int = 64
 
 
 @dataclass(frozen=True)

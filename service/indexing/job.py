@@ -12,20 +12,18 @@ import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
-
-import numpy as np
+from typing import Literal
 
 from service.bundle import Bundle
 from service.bundle.manifest import ITEM_TOWER
-from service.features import EncodingError, FeatureSchema, SparseFeat
-from service.features.vocab import token
-from service.index import ScalarField, VectorIndex
+from service.features import EncodingError, FeatureSchema
+from service.index import VectorIndex
 from service.indexing.checkpoint import Checkpoint, JobKey
 from service.indexing.readers import Row, batched, read_rows
+from service.indexing.writer import ItemWriter
 from service.state import StateStore
+from service.validation import InvalidInput, RequestRules, check_item_row, id_from_file
 
-MAX_ID_BYTES = 128
 BAD_ROW_EXAMPLES = 5
 BadRowPolicy = Literal["fail", "skip"]
 
@@ -53,49 +51,46 @@ def in_shard(item_id: str, shard: int, shards: int) -> bool:
     return shards == 1 or zlib.crc32(item_id.encode()) % shards == shard
 
 
-def scalar_fields(bundle: Bundle) -> list[ScalarField]:
-    """The schema's filterable item attributes, stored beside the vectors."""
-    return [
-        ScalarField(f.name, "string" if isinstance(f, SparseFeat) else "string_array")
-        for f in bundle.encoder.schema.filterable()
-    ]
-
-
-def item_attributes(bundle: Bundle, rows: list[Row]) -> dict[str, list[Any]]:
-    out: dict[str, list[Any]] = {}
-    for f in bundle.encoder.schema.filterable():
-        if isinstance(f, SparseFeat):
-            out[f.name] = ["" if r.get(f.name) is None else token(r[f.name]) for r in rows]
-        else:
-            out[f.name] = [[token(v) for v in (r.get(f.name) or [])] for r in rows]
-    return out
-
-
 class _Validator:
-    """Splits a batch into rows that encode and bad rows (counted, sampled, or fatal)."""
+    """Splits a batch into rows the index and the item tower will take (ids, with integer ids
+    read as their decimal string) and bad rows (counted, sampled, or fatal). The service's
+    item-row rule, except that a file may carry columns the schema does not read."""
 
     def __init__(self, bundle: Bundle, policy: BadRowPolicy, report: JobReport) -> None:
         self.encoder, self.policy, self.report = bundle.encoder, policy, report
-        self.key = bundle.encoder.schema.item_key
+        self.rules = RequestRules.from_schema(bundle.encoder.schema)
         self.features = bundle.features(ITEM_TOWER)
 
-    def keep(self, rows: list[Row], first_row: int) -> list[Row]:
-        checked = [(first_row + i, row, self._id_problem(row)) for i, row in enumerate(rows)]
-        candidates = [row for _, row, problem in checked if problem is None]
-        try:
-            self.encoder.encode_rows(candidates, self.features)
-            whole_batch_encodes = True
-        except (EncodingError, TypeError, ValueError):
-            whole_batch_encodes = False
+    def keep(self, rows: list[Row], first_row: int) -> list[tuple[str, Row]]:
+        checked = [(first_row + i, *self._checked(row)) for i, row in enumerate(rows)]
+        candidates = [row for _, _, row, problem in checked if problem is None]
+        whole_batch_encodes = self._encoding_problem(candidates) is None
         good = []
-        for number, row, problem in checked:
+        for number, item_id, row, problem in checked:
             if problem is None and not whole_batch_encodes:
-                problem = self._encoding_problem(row)
+                problem = self._encoding_problem([row])
             if problem is None:
-                good.append(row)
+                good.append((item_id, row))
             else:
                 self._bad(number, problem)
         return good
+
+    def _checked(self, row: Row) -> tuple[str, Row, str | None]:
+        if "__error__" in row:
+            return "", row, row["__error__"]
+        key = self.rules.item_key
+        row = {**row, key: id_from_file(row.get(key))}
+        try:
+            return check_item_row(row, self.rules), row, None
+        except InvalidInput as exc:
+            return "", row, str(exc)
+
+    def _encoding_problem(self, rows: list[Row]) -> str | None:
+        try:
+            self.encoder.encode_rows(rows, self.features)
+        except EncodingError as exc:
+            return str(exc)
+        return None
 
     def _bad(self, number: int, problem: str) -> None:
         self.report.bad_rows += 1
@@ -103,23 +98,6 @@ class _Validator:
             self.report.bad_examples.append(f"row {number}: {problem}")
         if self.policy == "fail":
             raise IndexJobError(f"bad row {number}: {problem} (--on-bad-rows skip skips such rows)")
-
-    def _id_problem(self, row: Row) -> str | None:
-        if "__error__" in row:
-            return row["__error__"]
-        item_id = row.get(self.key)
-        if not isinstance(item_id, str | int) or isinstance(item_id, bool) or str(item_id) == "":
-            return f"missing or invalid {self.key!r}"
-        if len(str(item_id).encode()) > MAX_ID_BYTES:
-            return f"{self.key!r} longer than {MAX_ID_BYTES} bytes"
-        return None
-
-    def _encoding_problem(self, row: Row) -> str | None:
-        try:
-            self.encoder.encode_rows([row], self.features)
-        except (EncodingError, TypeError, ValueError) as exc:
-            return str(exc)
-        return None
 
 
 def run_index_job(
@@ -139,39 +117,31 @@ def run_index_job(
     is also recorded there (as indexed in this version), so the online service can rank it."""
     if not 0 <= shard < shards:
         raise ValueError(f"shard {shard}/{shards}: need 0 <= i < N")
-    schema = bundle.encoder.schema
-    collection = index.ensure_collection(
-        bundle.version, bundle.manifest.embedding_dim, scalar_fields(bundle)
-    )
-    report = JobReport(collection)
+    writer = ItemWriter(bundle, index)
+    report = JobReport(writer.ensure_collection())
     checkpoint = Checkpoint(
         checkpoint_dir, JobKey.of(bundle.version, items_path, shard, shards, batch_size)
     )
     done = report.resumed_batches = checkpoint.committed_batches()
     validator = _Validator(bundle, on_bad_rows, report)
     good_ids: set[str] = set()
-    batches = _shard_batches(items_path, schema.item_key, schema, batch_size, shard, shards)
+    batches = _shard_batches(items_path, bundle.encoder.schema, batch_size, shard, shards)
     for batch_no, rows in enumerate(batches, start=1):
         first_row = report.rows_read
         report.rows_read += len(rows)
         good = validator.keep(rows, first_row)
-        ids = [token(r[schema.item_key]) for r in good]
+        ids, good_rows = [i for i, _ in good], [r for _, r in good]
         good_ids.update(ids)
         if batch_no > done and good:
             t0 = time.perf_counter()
-            vectors = bundle.embed_items(
-                {f.name: [r.get(f.name) for r in good] for f in bundle.features(ITEM_TOWER)},
-                len(good),
-            )
+            vectors = writer.embed(good_rows)
             t1 = time.perf_counter()
-            index.upsert(
-                bundle.version, ids, np.asarray(vectors, np.float32), item_attributes(bundle, good)
-            )
+            writer.write(ids, vectors, good_rows)
             report.embed_seconds += t1 - t0
             report.upsert_seconds += time.perf_counter() - t1
             report.indexed += len(good)
             if catalog is not None:
-                catalog.put_items(list(zip(ids, good, strict=True)), indexed_version=bundle.version)
+                catalog.put_items(good, indexed_version=bundle.version)
         if batch_no > done:
             checkpoint.commit(batch_no, report.rows_read)
         progress(len(rows))
@@ -181,13 +151,13 @@ def run_index_job(
     report.final_count = index.count(bundle.version)
     if shards == 1 and report.final_count != report.unique_ids:
         raise IndexJobError(
-            f"{collection}: {report.final_count} items after indexing, expected "
+            f"{report.collection}: {report.final_count} items after indexing, expected "
             f"{report.unique_ids} (the unique ids of the input): the collection holds items "
             "from elsewhere, or writes were lost"
         )
     if shards > 1 and report.final_count < report.unique_ids:
         raise IndexJobError(
-            f"{collection}: {report.final_count} items after indexing, fewer than the "
+            f"{report.collection}: {report.final_count} items after indexing, fewer than the "
             f"{report.unique_ids} unique ids of shard {shard}/{shards}: writes were lost"
         )
     checkpoint.finish()
@@ -195,10 +165,11 @@ def run_index_job(
 
 
 def _shard_batches(
-    path: Path, key: str, schema: FeatureSchema, batch_size: int, shard: int, shards: int
+    path: Path, schema: FeatureSchema, batch_size: int, shard: int, shards: int
 ) -> Iterator[list[Row]]:
     """Full batches of this shard's rows, so a batch number means the same rows on every run.
     Rows without an id go to shard 0, which reports them."""
+    key = schema.item_key
     rows = read_rows(path, schema, batch_size)
-    mine = (r for r in rows if in_shard("" if r.get(key) is None else token(r[key]), shard, shards))
+    mine = (r for r in rows if in_shard(str(id_from_file(r.get(key)) or ""), shard, shards))
     return batched(mine, batch_size)

@@ -1,7 +1,7 @@
 """The background item-indexing worker: catalog queue -> item tower -> vector index.
 
-Claims pending item changes under a lease, embeds the live ones with the current model's item
-tower, upserts them and deletes the tombstoned ones in one micro-batch, then acknowledges.
+Claims pending item changes under a lease, has the current model embed and upsert the live ones
+and delete the tombstoned ones in one micro-batch, then acknowledges.
 A failure acknowledges nothing: the lease expires and the batch is retried (by this or any
 other process), so a queued change is never lost.
 """
@@ -12,10 +12,8 @@ import asyncio
 import logging
 
 import anyio
-import numpy as np
 
 from service.index import VectorIndexError
-from service.indexing.job import item_attributes
 from service.online.runtime import Runtime
 from service.state import StoreError
 
@@ -33,27 +31,14 @@ class IndexWorker:
         model = self.runtime.model
         if model is None:
             return 0
-        store, index = self.runtime.store, self.runtime.index
+        store = self.runtime.store
         claimed = store.claim_pending(self.settings.index_batch, self.settings.index_lease_s)
         if not claimed:
             return 0
-        bundle = model.bundle
-        live = [c for c in claimed if not c.deleted]
+        live = [(c.item_id, c.row) for c in claimed if not c.deleted]
         gone = [c.item_id for c in claimed if c.deleted]
-        if live:
-            rows = [c.row for c in live]
-            features = bundle.features("item_tower")
-            columns = {f.name: [r.get(f.name) for r in rows] for f in features}
-            vectors = bundle.embed_items(columns, len(rows))
-            index.upsert(
-                bundle.version,
-                [c.item_id for c in live],
-                np.asarray(vectors, np.float32),
-                item_attributes(bundle, rows),
-            )
-        if gone:
-            index.delete(bundle.version, gone)
-        store.ack(claimed, bundle.version)
+        model.write_items(live, gone)
+        store.ack(claimed, model.version)
         metrics = self.runtime.metrics
         metrics.indexed.labels("upsert").inc(len(live))
         metrics.indexed.labels("delete").inc(len(gone))

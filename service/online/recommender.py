@@ -1,218 +1,206 @@
 """The recommendation orchestrator: runs the stages off the event loop, times each one,
 applies deadlines and falls back with a named reason instead of failing.
 
-- store unavailable -> context-only user (degraded, ``store_unavailable``);
+- store unavailable -> context-only user (``store_unavailable``);
 - vector search unavailable or past its deadline -> popular items (``index_unavailable`` /
   ``index_timeout``);
 - ranker fails or is past its deadline -> retrieval order (``ranker_failed`` /
   ``ranker_timeout``).
+
+Every fallback is counted in ``rec_fallbacks_total``; the answer names the one that changed
+it most: the index's, then the ranker's, then the store's. Only these failures fall back: any
+other exception is a bug and surfaces (a 500, with its traceback in the log).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from dataclasses import dataclass
 
-import anyio
 import numpy as np
 
-from service.index import IndexUnavailable, InvalidFilter
-from service.online import stages
-from service.online.model import ServingModel, sync_items
-from service.online.runtime import Runtime
-from service.state import StoreError
+from service.features import EncodingError
+from service.index import IndexUnavailable, InvalidFilter, VectorIndex
+from service.metrics import Metrics
+from service.online.clock import StageClock, off_loop
+from service.online.domain import (
+    Candidate,
+    Exclusions,
+    FallbackReason,
+    Recommendation,
+    RecommendationQuery,
+    RecommendedItem,
+    UserState,
+)
+from service.online.ports import EncodedUser, RankerError, ServableModel
+from service.online.stages import (
+    is_cold_start,
+    load_user_state,
+    popular,
+    retrieve,
+    top_k,
+    user_row,
+)
+from service.settings import Settings
+from service.state import StateStore, StoreError
+from service.validation import InvalidInput, check_request_names
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
-
-
-class RecommendationError(ValueError):
-    """The request cannot be served as asked (e.g. a filter on a field that is not filterable)."""
-
-    def __init__(self, message: str, field: str) -> None:
-        super().__init__(message)
-        self.field = field
 
 
 @dataclass(frozen=True)
-class RecommendationQuery:
-    user_id: str
-    k: int = 20
-    candidates: int = 200
-    context: dict[str, Any] = field(default_factory=dict)
-    user_features: dict[str, Any] = field(default_factory=dict)
-    exclude_item_ids: list[str] = field(default_factory=list)
-    exclude_seen: bool = True
-    filter: dict[str, list[Any]] = field(default_factory=dict)
-
-
-@dataclass
-class RecommendedItem:
-    item_id: str
-    score: float | None
-    retrieval_score: float | None
-    source: str
-
-
-@dataclass
-class Recommendation:
-    user_id: str
-    items: list[RecommendedItem]
-    model_version: str
-    collection: str
-    ranker: str
-    cold_start: bool
-    fallback_reason: str | None
-    timings_ms: dict[str, float]
-
-    @property
-    def degraded(self) -> bool:
-        return self.fallback_reason is not None
-
-
-class _Timings:
-    """Per-stage durations of one request, into the response and the stage histogram."""
-
-    def __init__(self, runtime: Runtime) -> None:
-        self.metrics = runtime.metrics
-        self.ms: dict[str, float] = {}
-
-    def record(self, name: str, seconds: float) -> None:
-        self.ms[name] = round(seconds * 1000, 3)
-        self.metrics.stage.labels(name).observe(seconds)
-
-    @contextmanager
-    def stage(self, name: str) -> Iterator[None]:
-        started = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.record(name, time.perf_counter() - started)
-
-
-async def off_loop(fn: Callable[[], T], deadline_ms: float | None = None) -> T:
-    """Run blocking ``fn`` in a worker thread so the event loop serves other requests; past
-    ``deadline_ms`` raise TimeoutError (the thread is abandoned; its own timeout ends it)."""
-    if deadline_ms is None:
-        return await anyio.to_thread.run_sync(fn)
-    with anyio.fail_after(deadline_ms / 1000):
-        return await anyio.to_thread.run_sync(fn, abandon_on_cancel=True)
+class _User:
+    state: UserState
+    encoded: EncodedUser
+    vector: np.ndarray
 
 
 class Recommender:
-    def __init__(self, runtime: Runtime) -> None:
-        self.runtime = runtime
-        self.settings = runtime.settings
+    def __init__(
+        self, index: VectorIndex, store: StateStore, settings: Settings, metrics: Metrics
+    ) -> None:
+        self._index, self._store, self._settings, self._metrics = index, store, settings, metrics
 
-    def _check_query(self, model: ServingModel, query: RecommendationQuery) -> None:
-        """Unknown feature or filter names are mistakes worth a 422, not silent OOVs."""
-        known = {
-            "filter": {f.name for f in model.bundle.encoder.schema.filterable()},
-            "context": {f.name for f in model.context_features()},
-            "user_features": {f.name for f in model.profile_features()},
-        }
-        for part, allowed in known.items():
-            for name in getattr(query, part):
-                if name not in allowed:
-                    raise RecommendationError(
-                        f"{part}.{name}: unknown; this model accepts {sorted(allowed)}",
-                        f"{part}.{name}",
-                    )
-
-    async def recommend(self, query: RecommendationQuery) -> Recommendation:
-        """Three hops off the event loop: user (state + tower), search, rank (gather + ranker)."""
-        model = self.runtime.model
-        assert model is not None, "the app reports ready only once a model is loaded"
-        self._check_query(model, query)
-        store, index, settings = self.runtime.store, self.runtime.index, self.settings
-        timings = _Timings(self.runtime)
-        started = time.perf_counter()
-        reason: str | None = None
-
-        def user() -> tuple[stages.UserState, str | None, dict[str, Any], np.ndarray]:
-            problem = None
-            with timings.stage("user_state"):
-                try:
-                    state = stages.load_user_state(store, query.user_id, settings.history_length)
-                except StoreError as exc:
-                    log.warning("user state unavailable: %s", exc)
-                    state, problem = stages.UserState(query.user_id, None, []), "store_unavailable"
-            with timings.stage("user_tower"):
-                row = stages.user_row(model, state, query.context, query.user_features)
-                return state, problem, row, stages.embed_user(model, row)
-
-        state, reason, row, vector = await off_loop(user)
-        cold_start = stages.is_cold_start(model, state)
-        excluded = set(query.exclude_item_ids) | set(state.seen if query.exclude_seen else ())
-        limit = max(query.candidates, query.k)
-        exclude = stages.exclusions(query.exclude_item_ids, state.seen, query.exclude_seen)
-        search_started = time.perf_counter()
-        try:
-            candidates = await off_loop(
-                lambda: stages.retrieve(index, model, vector, limit, query.filter, exclude),
-                settings.search_deadline_ms,
-            )
-            timings.record("search", time.perf_counter() - search_started)
-        except InvalidFilter as exc:
-            raise RecommendationError(str(exc), "filter") from None
-        except (IndexUnavailable, TimeoutError) as exc:
-            timings.record("search", time.perf_counter() - search_started)
-            reason = "index_timeout" if isinstance(exc, TimeoutError) else "index_unavailable"
-            log.warning("vector search failed (%s): %s; serving popular items", reason, exc)
-            with timings.stage("popular"):
-                candidates = await off_loop(
-                    lambda: stages.popular(model, store, limit, query.filter, excluded)
-                )
-        candidates = [c for c in candidates if c.item_id not in excluded]
-        ids = [c.item_id for c in candidates]
-
-        def rank() -> np.ndarray:
-            if any(i not in model.items for i in ids):  # added by another process just now
-                with timings.stage("catalog_sync"):
-                    sync_items(model.items, store)
-            with timings.stage("gather"):
-                arrays = model.ranker_inputs(row, ids)
-            with timings.stage("rank"):
-                return stages.rank(model, arrays)
-
-        items: list[RecommendedItem] = []
-        if candidates:
-            try:
-                scores = await off_loop(rank, settings.rank_deadline_ms)
-                items = [
-                    RecommendedItem(
-                        ids[i],
-                        float(scores[i]),
-                        candidates[i].retrieval_score,
-                        candidates[i].source,
-                    )
-                    for i in stages.top_k(scores, query.k)
-                ]
-            except Exception as exc:  # any ranker failure: serve retrieval order instead
-                reason = reason or (
-                    "ranker_timeout" if isinstance(exc, TimeoutError) else "ranker_failed"
-                )
-                log.error("ranker failed (%s): %r; serving retrieval order", reason, exc)
-                items = [
-                    RecommendedItem(c.item_id, c.retrieval_score, c.retrieval_score, c.source)
-                    for c in candidates[: query.k]
-                ]
-        timings.ms["total"] = round((time.perf_counter() - started) * 1000, 3)
-        if reason:
-            self.runtime.metrics.fallbacks.labels(reason).inc()
-        if cold_start:
-            self.runtime.metrics.cold_starts.inc()
-        return Recommendation(
-            query.user_id,
-            items,
-            model.version,
-            model.collection,
-            model.ranker_name,
-            cold_start,
-            reason,
-            timings.ms,
+    async def recommend(self, model: ServableModel, query: RecommendationQuery) -> Recommendation:
+        """Three hops off the event loop: the user (state + tower), the search, the ranker.
+        ``model`` is the snapshot this request is served with, from start to end."""
+        check_request_names(model.rules, query.context, query.user_features, query.filter)
+        clock = StageClock(self._metrics)
+        user, store_problem = await off_loop(lambda: self._user(model, query, clock))
+        exclusions = Exclusions.of(query, user.state)
+        candidates, index_problem = await self._candidates(
+            model, query, user.vector, exclusions, clock
         )
+        items, ranker_problem = await self._ranked(model, user.encoded, candidates, query.k, clock)
+        reasons = [r for r in (index_problem, ranker_problem, store_problem) if r is not None]
+        for reason in reasons:
+            self._metrics.fallbacks.labels(reason).inc()
+        cold_start = is_cold_start(model, user.state)
+        if cold_start:
+            self._metrics.cold_starts.inc()
+        return Recommendation(
+            user_id=query.user_id,
+            items=items,
+            model_version=model.version,
+            collection=model.collection,
+            ranker=model.info.ranker,
+            cold_start=cold_start,
+            fallback_reason=reasons[0] if reasons else None,
+            timings_ms=clock.total(),
+        )
+
+    def _user(
+        self, model: ServableModel, query: RecommendationQuery, clock: StageClock
+    ) -> tuple[_User, FallbackReason | None]:
+        problem: FallbackReason | None = None
+        with clock.stage("user_state"):
+            try:
+                state = load_user_state(self._store, query.user_id, self._settings.history_length)
+            except StoreError as exc:
+                log.warning("user state unavailable: %s", exc)
+                state, problem = UserState(query.user_id, None, []), "store_unavailable"
+        with clock.stage("user_tower"):
+            row = user_row(model.rules, state, query.context, query.user_features)
+            try:
+                encoded = model.encode_user(row)
+            except EncodingError as exc:
+                raise _request_error(query, exc) from None
+            return _User(state, encoded, model.embed_user(encoded)), problem
+
+    async def _candidates(
+        self,
+        model: ServableModel,
+        query: RecommendationQuery,
+        vector: np.ndarray,
+        exclusions: Exclusions,
+        clock: StageClock,
+    ) -> tuple[list[Candidate], FallbackReason | None]:
+        limit = max(query.candidates, query.k)
+        started = time.perf_counter()
+        try:
+            found = await off_loop(
+                lambda: retrieve(self._index, model, vector, limit, query.filter, exclusions),
+                self._settings.search_deadline_ms,
+            )
+            return found, None
+        except InvalidFilter as exc:
+            raise InvalidInput(str(exc), "filter") from None
+        except (IndexUnavailable, TimeoutError) as exc:
+            problem: FallbackReason = (
+                "index_timeout" if isinstance(exc, TimeoutError) else "index_unavailable"
+            )
+            log.warning("vector search failed (%s): %s; serving popular items", problem, exc)
+        finally:
+            clock.record("search", time.perf_counter() - started)
+        with clock.stage("popular"):
+            fallback = await off_loop(
+                lambda: popular(model, self._store, limit, query.filter, exclusions)
+            )
+        return fallback, problem
+
+    async def _ranked(
+        self,
+        model: ServableModel,
+        user: EncodedUser,
+        candidates: list[Candidate],
+        k: int,
+        clock: StageClock,
+    ) -> tuple[list[RecommendedItem], FallbackReason | None]:
+        if not candidates:
+            return [], None
+        try:
+            scores = await off_loop(
+                lambda: self._score(model, user, candidates, clock),
+                self._settings.rank_deadline_ms,
+            )
+        except TimeoutError:
+            log.warning("ranker past its deadline; serving retrieval order")
+            return _retrieval_order(candidates, k), "ranker_timeout"
+        except RankerError:
+            log.warning("ranker failed; serving retrieval order", exc_info=True)
+            return _retrieval_order(candidates, k), "ranker_failed"
+        return [
+            RecommendedItem(
+                candidates[i].item_id,
+                float(scores[i]),
+                candidates[i].retrieval_score,
+                candidates[i].source,
+            )
+            for i in top_k(scores, k)
+        ], None
+
+    def _score(
+        self,
+        model: ServableModel,
+        user: EncodedUser,
+        candidates: list[Candidate],
+        clock: StageClock,
+    ) -> np.ndarray:
+        ids = [c.item_id for c in candidates]
+        if any(i not in model.items for i in ids):  # added by another process just now
+            with clock.stage("catalog_sync"):
+                try:
+                    model.items.sync(self._store)
+                except StoreError as exc:
+                    log.warning("catalog sync failed, ranking with what is known: %s", exc)
+        with clock.stage("gather"):
+            items = model.gather(ids)
+        with clock.stage("rank"):
+            return model.score(user, items)
+
+
+def _retrieval_order(candidates: list[Candidate], k: int) -> list[RecommendedItem]:
+    return [
+        RecommendedItem(c.item_id, c.retrieval_score, c.retrieval_score, c.source)
+        for c in candidates[:k]
+    ]
+
+
+def _request_error(query: RecommendationQuery, exc: EncodingError) -> Exception:
+    """A value the request sent that the model cannot encode is the request's fault (422); a
+    stored one is not, and stays an error of the service."""
+    for part in ("context", "user_features"):
+        if exc.feature in getattr(query, part):
+            return InvalidInput(f"{part}.{exc}", f"{part}.{exc.feature}")
+    return exc

@@ -21,7 +21,7 @@ import orjson
 
 from service.index import VectorIndex
 from service.metrics import Metrics
-from service.online.model import ModelLoadError, ServingModel, load_serving_model, sync_items
+from service.online.ports import ModelLoader, ModelLoadError, ServableModel
 from service.settings import Settings
 from service.state import StateStore, StoreError
 
@@ -35,10 +35,16 @@ def _path(path: Path | str) -> str:
 
 class Runtime:
     def __init__(
-        self, settings: Settings, index: VectorIndex, store: StateStore, metrics: Metrics
+        self,
+        settings: Settings,
+        index: VectorIndex,
+        store: StateStore,
+        metrics: Metrics,
+        load_model: ModelLoader,
     ) -> None:
         self.settings, self.index, self.store, self.metrics = settings, index, store, metrics
-        self.model: ServingModel | None = None
+        self._load_model = load_model
+        self.model: ServableModel | None = None
         self.model_path: str | None = None
         self.last_reload_error: str | None = None
         self._reload_lock = asyncio.Lock()
@@ -75,7 +81,7 @@ class Runtime:
             await self._load_and_swap(path, require_items=False)
         await anyio.to_thread.run_sync(self._write_rollout, configured, path)
 
-    async def reload(self, path: Path | str) -> ServingModel:
+    async def reload(self, path: Path | str) -> ServableModel:
         """Load, verify, warm and check the collection, then swap; the old model keeps
         serving if anything fails (the error says why)."""
         async with self._reload_lock:
@@ -92,18 +98,16 @@ class Runtime:
             self.metrics.reloads.labels("ok").inc()
             return model
 
-    async def _load_and_swap(self, path: str, require_items: bool) -> ServingModel:
+    async def _load_and_swap(self, path: str, require_items: bool) -> ServableModel:
         model = await anyio.to_thread.run_sync(
-            lambda: load_serving_model(
-                Path(path), self.index, self.store, self.settings.onnx_threads, require_items
-            )
+            self._load_model, Path(path), self.index, self.store, require_items
         )
         self.model, self.model_path = model, path
         requeued = await anyio.to_thread.run_sync(self.store.requeue_not_indexed_in, model.version)
         if requeued:
             log.info("queued %d catalog items for %s", requeued, model.collection)
         self.metrics.model.info(
-            {"version": model.version, "collection": model.collection, "ranker": model.ranker_name}
+            {"version": model.version, "collection": model.collection, "ranker": model.info.ranker}
         )
         self.metrics.items.set(len(model.items))
         return model
@@ -113,7 +117,7 @@ class Runtime:
         """Apply catalog changes, follow a reload made by another process, update gauges."""
         model = self.model
         if model is not None:
-            await anyio.to_thread.run_sync(sync_items, model.items, self.store)
+            await anyio.to_thread.run_sync(model.items.sync, self.store)
             self.metrics.items.set(len(model.items))
         self.metrics.queue_depth.set(await anyio.to_thread.run_sync(self.store.pending_count))
         active = (await anyio.to_thread.run_sync(self._rollout)).get("active")

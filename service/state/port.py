@@ -20,6 +20,8 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 ItemState = Literal["queued", "indexed", "deleted"]
 DEFAULT_EVENTS_PER_USER = 200
+DEFAULT_TIMEOUT_S = 2.0
+DEFAULT_REDIS_PREFIX = "recsys:"
 
 
 @dataclass(frozen=True)

@@ -1,11 +1,11 @@
 """Redis state store: user state, catalog and indexing queue shared by several machines.
 
-Keys live under one prefix. An item is a hash (``row`` JSON, ``deleted``, ``seq``,
-``indexed_seq``, ``indexed_version``, ``updated_at``); the change feed is a sorted set by
-sequence number; pending items are a sorted set scored by lease expiry (0 = free). Changes,
-claims and acks run as Lua scripts, so each is atomic on the server. Scripts build key names
-from the prefix, so a Redis *cluster* needs all keys in one hash slot (use a prefix such as
-``{recsys}:``).
+Keys live under one prefix (``RECSYS_REDIS_PREFIX``: several deployments can share a server).
+An item is a hash (``row`` JSON, ``deleted``, ``seq``, ``indexed_seq``, ``indexed_version``,
+``updated_at``); the change feed is a sorted set by sequence number; pending items are a
+sorted set scored by lease expiry (0 = free). Changes, claims and acks run as Lua scripts, so
+each is atomic on the server. Scripts build key names from the prefix, so a Redis *cluster*
+needs all keys in one hash slot (use a prefix such as ``{recsys}:``).
 """
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ import redis
 
 from service.state.port import (
     DEFAULT_EVENTS_PER_USER,
+    DEFAULT_REDIS_PREFIX,
+    DEFAULT_TIMEOUT_S,
     ClaimedItem,
     Event,
     ItemChange,
@@ -86,9 +88,9 @@ class RedisStore:
     def __init__(
         self,
         url: str,
-        prefix: str = "recsys:",
+        prefix: str = DEFAULT_REDIS_PREFIX,
         events_per_user: int = DEFAULT_EVENTS_PER_USER,
-        timeout_s: float = 2.0,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
     ) -> None:
         self.url, self.p, self.events_per_user = url, prefix, events_per_user
         self._r = redis.Redis.from_url(

@@ -1,8 +1,8 @@
 """SQLite state store: the embedded default, shared by several processes on one machine.
 
-WAL journal (readers never block the writer), a busy timeout (writers from other processes
-wait instead of failing) and ``BEGIN IMMEDIATE`` for every write, so sequence numbers are
-allocated under the database lock.
+WAL journal (readers never block the writer), a busy timeout of ``timeout_s`` (a writer waits
+that long for another process's write lock, then fails with `StoreError`) and ``BEGIN
+IMMEDIATE`` for every write, so sequence numbers are allocated under the database lock.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import orjson
 
 from service.state.port import (
     DEFAULT_EVENTS_PER_USER,
+    DEFAULT_TIMEOUT_S,
     ClaimedItem,
     Event,
     ItemChange,
@@ -57,7 +58,7 @@ class SqliteStore:
         self,
         path: str | Path,
         events_per_user: int = DEFAULT_EVENTS_PER_USER,
-        timeout_s: float = 5.0,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
     ) -> None:
         self.path = Path(path)
         self.events_per_user = events_per_user

@@ -33,8 +33,9 @@ from service.bundle.manifest import RANKER
 from service.bundle.onnx_model import OnnxModel
 from service.index import open_index
 from service.index.lite_server import LiteServer
+from service.model import load_serving_model
 from service.online import stages
-from service.online.model import load_serving_model
+from service.online.domain import Exclusions, RecommendationQuery
 from service.state import open_store
 from tests.e2e.support import deploy
 from tests.integration.index_support import free_port
@@ -64,12 +65,11 @@ def stage_floor(args, bundle_path: Path, uri: str, store_uri: str) -> list[float
     for n in range(args.requests):
         t0 = time.perf_counter()
         state = stages.load_user_state(store, f"u{n}", 50)
-        row = stages.user_row(model, state, {}, {})
-        vector = stages.embed_user(model, row)
-        exclude = stages.exclusions([], state.seen, True)
+        user = model.encode_user(stages.user_row(model.rules, state, {}, {}))
+        vector = model.embed_user(user)
+        exclude = Exclusions.of(RecommendationQuery(f"u{n}"), state)
         cands = stages.retrieve(index, model, vector, args.candidates, None, exclude)
-        ids = [c.item_id for c in cands]
-        scores = stages.rank(model, model.ranker_inputs(row, ids))
+        scores = model.score(user, model.gather([c.item_id for c in cands]))
         stages.top_k(scores, args.k)
         times.append(time.perf_counter() - t0)
     index.close()

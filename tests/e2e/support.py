@@ -10,14 +10,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import pyarrow.parquet as pq
 from fastapi import FastAPI
 
 from service.app import create_app
 from service.bundle import load_bundle
 from service.index import open_index
 from service.indexing import run_index_job
-from service.online.model import profile_features
+from service.indexing.readers import read_rows
+from service.profiles import import_profiles
 from service.settings import Settings
 from service.state import open_store
 
@@ -58,9 +58,10 @@ def deploy(
     items = data_dir / "items.parquet"
     run_index_job(bundle, index, items, workdir / "checkpoints", catalog=store)
     schema = bundle.encoder.schema
-    names = [f.name for f in profile_features(schema)]
-    for row in pq.read_table(data_dir / "users.parquet").to_pylist():
-        store.put_profile(row[schema.user_key], {n: row[n] for n in names})
+    users = read_rows(data_dir / "users.parquet", schema, key=schema.user_key)
+    profiles = import_profiles(bundle, users, store)
+    if profiles.skipped:
+        raise RuntimeError(f"profiles refused: {profiles.examples}")
     index.close()
     store.close()
     return Deployment(

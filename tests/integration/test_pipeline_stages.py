@@ -1,5 +1,5 @@
-"""Each online stage on its own, with a real trained bundle, real ONNX sessions, a real
-SQLite store and the exact index (the reference Milvus is compared against)."""
+"""Each online stage on its own, with a real trained bundle behind `ServingModel`, real ONNX
+sessions, a real SQLite store and the exact index (the reference Milvus is compared against)."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ import pytest
 from service.index import open_index
 from service.index.port import MAX_EXCLUSIONS
 from service.indexing import run_index_job
+from service.model import ItemTable, load_serving_model
 from service.online import stages
-from service.online.item_table import ItemTable
-from service.online.model import load_serving_model, sync_items
+from service.online.domain import Exclusions, RecommendationQuery, UserState
 from service.state import Event, ItemChange, open_store
 
 
@@ -33,12 +33,16 @@ def served(posts_bundle: Path, posts_dir: Path, tmp_path_factory):
     store.close()
 
 
+def embed(model, row: dict) -> np.ndarray:
+    return model.embed_user(model.encode_user(row))
+
+
 def test_user_row_layers_profile_request_context_and_history(served):
     model, _, store = served
     store.put_profile("s1", {"follow_topic_id": ["t1"], "all_topic_fav_7": ["t1:1.0"]})
     store.add_events("s1", [Event("p1", "read", 1.0), Event("p2", "click", 2.0)])
     state = stages.load_user_state(store, "s1", 10)
-    row = stages.user_row(model, state, {"client_type": "ios"}, {"follow_topic_id": ["t9"]})
+    row = stages.user_row(model.rules, state, {"client_type": "ios"}, {"follow_topic_id": ["t9"]})
     assert row == {
         "follow_topic_id": ["t9"],  # the request overrides the stored profile
         "all_topic_fav_7": ["t1:1.0"],
@@ -51,36 +55,41 @@ def test_user_row_layers_profile_request_context_and_history(served):
 
 def test_cold_start_only_for_users_nobody_knows(served):
     model, _, _ = served
-    nobody = stages.UserState("never-seen", None, [])
+    nobody = UserState("never-seen", None, [])
     assert stages.is_cold_start(model, nobody)
-    assert not stages.is_cold_start(model, stages.UserState("u1", None, []))  # in the vocab
-    assert not stages.is_cold_start(model, stages.UserState("x", {"follow_topic_id": []}, []))
+    assert not stages.is_cold_start(model, UserState("u1", None, []))  # in the vocab
+    assert not stages.is_cold_start(model, UserState("x", {"follow_topic_id": []}, []))
 
 
 def test_history_moves_the_user_vector(served):
     model, _, _ = served
     base = {"client_id": "nobody-yet", "read_post_id": []}
-    v0 = stages.embed_user(model, base)
-    v1 = stages.embed_user(model, {**base, "read_post_id": ["p1", "p2", "p3"]})
+    v0 = embed(model, base)
+    v1 = embed(model, {**base, "read_post_id": ["p1", "p2", "p3"]})
     assert v0.shape == (model.bundle.manifest.embedding_dim,)
     assert np.isclose(np.linalg.norm(v0), 1.0, atol=1e-3)
     assert float(v0 @ v1) < 0.999
-    np.testing.assert_array_equal(v0, stages.embed_user(model, base))
+    np.testing.assert_array_equal(v0, embed(model, base))
+    np.testing.assert_allclose(v0, model.bundle.embed_users({k: [v] for k, v in base.items()})[0])
 
 
 def test_exclusions_keep_requested_first_and_cap_at_the_index_limit():
-    seen = [f"s{i}" for i in range(600)]
+    seen = [Event(f"s{i}", "read", float(i)) for i in range(600)]  # s599 is the most recent
     requested = [f"r{i}" for i in range(600)]
-    ids = stages.exclusions(requested, seen, exclude_seen=True)
-    assert len(ids) == MAX_EXCLUSIONS
-    assert ids[:600] == requested and ids[600:] == seen[:400]
-    assert stages.exclusions(["a", "a"], ["b"], exclude_seen=False) == ["a"]
+    query = RecommendationQuery("u", exclude_item_ids=requested)
+    exclusions = Exclusions.of(query, UserState("u", None, seen))
+    ids = exclusions.for_index()
+    assert len(ids) == MAX_EXCLUSIONS and len(exclusions) == 1200
+    assert ids[:600] == requested and ids[600:] == [f"s{i}" for i in range(599, 199, -1)]
+    assert "s0" in exclusions  # beyond what the index is given, still left out
+    keep_seen = RecommendationQuery("u", exclude_item_ids=["a", "a"], exclude_seen=False)
+    assert Exclusions.of(keep_seen, UserState("u", None, seen)).for_index() == ["a"]
 
 
 def test_retrieve_matches_brute_force_and_honours_filters(served, posts_dir):
     model, index, _ = served
-    vector = stages.embed_user(model, {"client_id": "u1"})
-    hits = stages.retrieve(index, model, vector, 50, None, ["p1"])
+    vector = embed(model, {"client_id": "u1"})
+    hits = stages.retrieve(index, model, vector, 50, None, Exclusions(("p1",)))
     items = pq.read_table(posts_dir / "items.parquet").to_pylist()
     vectors = model.bundle.embed_items(
         {f.name: [r.get(f.name) for r in items] for f in model.bundle.features("item_tower")},
@@ -89,31 +98,42 @@ def test_retrieve_matches_brute_force_and_honours_filters(served, posts_dir):
     order = [items[i]["post_id"] for i in np.argsort(-(vectors @ vector))]
     assert [h.item_id for h in hits] == [i for i in order if i != "p1"][:50]
     topic_of = {r["post_id"]: r["topic_id"] for r in items}
-    filtered = stages.retrieve(index, model, vector, 20, {"topic_id": ["t2"]}, [])
+    filtered = stages.retrieve(index, model, vector, 20, {"topic_id": ["t2"]}, Exclusions(()))
     assert filtered and all(topic_of[h.item_id] == "t2" for h in filtered)
 
 
 def test_popular_fallback_respects_catalog_filters_and_exclusions(served):
     model, _, store = served
     store.add_events("pop", [Event("p5", "read", 1.0, 50.0), Event("nope", "read", 1.0, 99.0)])
-    got = [c.item_id for c in stages.popular(model, store, 10, None, set())]
+    none = Exclusions(())
+    got = [c.item_id for c in stages.popular(model, store, 10, None, none)]
     assert got[0] == "p5" and "nope" not in got  # not in the catalog
     assert len(got) == 10
-    assert "p5" not in [c.item_id for c in stages.popular(model, store, 10, None, {"p5"})]
+    assert "p5" not in [
+        c.item_id for c in stages.popular(model, store, 10, None, Exclusions(("p5",)))
+    ]
     topic = model.items.attributes("p5")["topic_id"]
-    only = stages.popular(model, store, 5, {"topic_id": [topic]}, set())
+    only = stages.popular(model, store, 5, {"topic_id": [topic]}, none)
     assert all(model.items.attributes(c.item_id)["topic_id"] == topic for c in only)
     assert {c.source for c in only} == {"popular"}
 
 
 def test_ranker_scores_candidates_in_one_batch_and_top_k_is_stable(served):
-    model, _, _ = served
-    row = {"client_id": "u1", "read_post_id": ["p1"]}
+    """The request row is encoded once and repeated beside the gathered item rows: the scores
+    are the bundle's own on the full raw rows, and one batch scores as items one by one."""
+    model, _, store = served
+    row = {"client_id": "u1", "read_post_id": ["p1"], "client_type": "ios"}
     ids = ["p1", "p2", "unknown-item", "p3"]
-    scores = stages.rank(model, model.ranker_inputs(row, ids))
+    user = model.encode_user(row)
+    scores = model.score(user, model.gather(ids))
     assert scores.shape == (4,) and ((scores > 0) & (scores < 1)).all()
-    one_by_one = [stages.rank(model, model.ranker_inputs(row, [i]))[0] for i in ids]
+    one_by_one = [model.score(user, model.gather([i]))[0] for i in ids]
     np.testing.assert_allclose(scores, one_by_one, rtol=1e-5)
+    catalog = {c.item_id: c.row for c in store.changes_since(0, 100_000)}
+    item_names = [f.name for f in model.items.features]
+    raw = {k: [v] * len(ids) for k, v in row.items()}
+    raw |= {name: [catalog.get(i, {}).get(name) for i in ids] for name in item_names}
+    np.testing.assert_allclose(scores, model.bundle.rank(raw), rtol=1e-5, atol=1e-6)
     assert list(stages.top_k(np.array([0.2, 0.9, 0.9, 0.1]), 3)) == [1, 2, 0]
 
 
@@ -136,11 +156,11 @@ def test_item_table_follows_the_change_feed(served):
     assert table.apply([ItemChange(5, "late", {})]) == 0  # older than the table: ignored
 
 
-def test_sync_items_pages_through_the_store(served, tmp_path):
+def test_item_table_sync_pages_through_the_store(served, tmp_path):
     model, _, _ = served
     store = open_store(f"sqlite:///{tmp_path / 'paged.db'}", events_per_user=5)
     store.put_items([(f"i{n}", {"post_id": f"i{n}"}) for n in range(25)])
     table = ItemTable(model.bundle.encoder, model.items.features)
-    assert sync_items(table, store, page=10) == 25
+    assert table.sync(store, page=10) == 25
     assert len(table) == 25 and table.seq == store.last_seq()
     store.close()

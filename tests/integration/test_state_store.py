@@ -145,3 +145,21 @@ def test_unreachable_redis_fails_fast_with_a_store_error():
     with pytest.raises(StoreError, match="redis store"):
         RedisStore(f"redis://127.0.0.1:{free_port()}/0", timeout_s=0.5)
     assert time.monotonic() - started < 5
+
+
+def test_the_redis_prefix_setting_keeps_deployments_apart(redis_url):
+    from service.settings import Settings
+    from service.wiring import store_from_settings
+
+    blue, green = (
+        store_from_settings(
+            Settings(store_uri=redis_url, redis_prefix=f"{name}{uuid.uuid4().hex[:6]}:")
+        )
+        for name in ("blue", "green")
+    )
+    blue.put_profile("u1", {"colour": "blue"})
+    blue.put_items([("a", {"x": 1})])
+    assert green.get_profile("u1") is None and green.pending_count() == 0
+    assert blue.get_profile("u1") == {"colour": "blue"} and blue.pending_count() == 1
+    blue.close()
+    green.close()

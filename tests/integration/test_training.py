@@ -123,3 +123,18 @@ def test_deepfm_beats_logistic_regression_on_movielens(ml100k_dir: Path, tmp_pat
     assert (
         metrics["retrieval"]["dssm"]["recall@50"] > metrics["retrieval"]["popularity"]["recall@50"]
     )
+
+
+def test_a_flag_changes_one_setting_of_a_config_file_section(tmp_path: Path) -> None:
+    """`recsys train --config x.toml --ranker fm` keeps the file's other [ranker] settings."""
+    need_tensorflow()
+    from training.config import TrainConfig
+
+    config = tmp_path / "train.toml"
+    config.write_text("seed = 3\n[ranker]\nepochs = 7\ndnn = [64]\n[dssm]\nepochs = 2\n")
+    cfg = TrainConfig.from_toml(config).updated({"ranker": {"name": "fm"}, "seed": 5})
+    assert (cfg.ranker.name, cfg.ranker.epochs, cfg.ranker.dnn) == ("fm", 7, (64,))
+    assert cfg.seed == 5 and cfg.dssm.epochs == 2
+    assert cfg.ranker_for("fm").learning_rate == 3e-3  # the per-ranker default still applies
+    with pytest.raises(ValueError, match="unknown setting 'epoch'"):
+        cfg.updated({"ranker": {"epoch": 1}})

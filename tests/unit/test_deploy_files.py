@@ -12,7 +12,7 @@ import pytest
 import typer.main
 import yaml
 
-from service.cli import app
+from service.cli import build_app
 from service.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -26,7 +26,7 @@ def check_recsys_args(args: list[str]) -> None:
     """``args`` (after ``recsys``) name a real subcommand and only options it has.
 
     Walks Typer's command tree (Typer vendors its own click, hence the duck typing)."""
-    command = typer.main.get_command(app)
+    command = typer.main.get_command(build_app())
     rest = list(args)
     while hasattr(command, "list_commands") and rest and not rest[0].startswith("-"):
         name = rest.pop(0)

@@ -10,7 +10,6 @@ Variables belong to the wide part when their layer name starts with ``wide_``.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 import keras
 
@@ -25,9 +24,7 @@ from training.models.layers import (
     mlp,
     model_from_logits,
 )
-
-if TYPE_CHECKING:
-    from training.models.rankers import RankerConfig
+from training.models.ranker_config import RankerConfig
 
 WIDE_PREFIX = "wide_"
 

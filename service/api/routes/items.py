@@ -1,52 +1,19 @@
 from __future__ import annotations
 
-import re
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path
 
 from service.api.auth import require_api_key
 from service.api.deps import current_model, error_responses, runtime
 from service.api.errors import ApiError
-from service.api.schemas import ID_PATTERN, ItemsAccepted, ItemsRequest, ItemStatusOut
-from service.features import EncodingError
-from service.online.model import ServingModel
+from service.api.schemas import ItemsAccepted, ItemsRequest, ItemStatusOut
+from service.online.ports import ServableModel
 from service.online.runtime import Runtime
+from service.validation import ID_PATTERN
 
 router = APIRouter(tags=["items"], dependencies=[Depends(require_api_key)])
 ItemId = Annotated[str, Path(pattern=ID_PATTERN)]
-
-
-def _check_rows(model: ServingModel, rows: list[dict[str, Any]]) -> list[str]:
-    """Every row has a valid item key and encodes for the item tower and the ranker; returns
-    the ids. A bad row is a 422 naming it, so the worker never meets an item it cannot index."""
-    key = model.bundle.encoder.schema.item_key
-    known = {f.name for f in model.bundle.encoder.schema.on("item")}
-    ids = []
-    for i, row in enumerate(rows):
-        item_id = row.get(key)
-        if not isinstance(item_id, str) or not re.fullmatch(ID_PATTERN, item_id):
-            raise ApiError(
-                422,
-                f"items[{i}].{key}: required, a string matching {ID_PATTERN}",
-                f"items[{i}].{key}",
-            )
-        unknown = sorted(set(row) - known)
-        if unknown:
-            raise ApiError(
-                422,
-                f"items[{i}].{unknown[0]}: not an item feature; known: {sorted(known)}",
-                f"items[{i}].{unknown[0]}",
-            )
-        ids.append(item_id)
-    features = [*model.bundle.features("item_tower"), *model.items.features]
-    for i, row in enumerate(rows):
-        try:
-            model.bundle.encoder.encode_rows([row], features)
-        except (EncodingError, TypeError, ValueError) as exc:
-            name = str(exc).split(":", 1)[0]
-            raise ApiError(422, f"items[{i}].{exc}", f"items[{i}].{name}") from None
-    return ids
 
 
 @router.put(
@@ -59,9 +26,11 @@ def _check_rows(model: ServingModel, rows: list[dict[str, Any]]) -> list[str]:
 def put_items(
     body: ItemsRequest,
     rt: Annotated[Runtime, Depends(runtime)],
-    model: Annotated[ServingModel, Depends(current_model)],
+    model: Annotated[ServableModel, Depends(current_model)],
 ) -> ItemsAccepted:
-    ids = _check_rows(model, body.items)
+    """Every row must be one the index will take (a 422 names the row and field otherwise),
+    so the worker never meets an item it cannot index."""
+    ids = model.check_items(body.items)
     seq = rt.store.put_items(list(zip(ids, body.items, strict=True)))
     return ItemsAccepted(accepted=len(ids), seq=seq)
 

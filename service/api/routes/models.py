@@ -8,24 +8,24 @@ from service.api.auth import require_admin_key, require_api_key
 from service.api.deps import current_model, error_responses, runtime
 from service.api.errors import ApiError
 from service.api.schemas import ModelOut, ReloadRequest
-from service.online.model import ModelLoadError, ServingModel
+from service.online.ports import ModelLoadError, ServableModel
 from service.online.runtime import Runtime
 
 router = APIRouter(tags=["models"])
 
 
-def _describe(rt: Runtime, model: ServingModel) -> ModelOut:
-    manifest = model.bundle.manifest
+def _describe(rt: Runtime, model: ServableModel) -> ModelOut:
+    info = model.info
     return ModelOut(
-        version=model.version,
-        collection=model.collection,
-        ranker=model.ranker_name,
-        dataset=manifest.dataset,
-        path=str(model.bundle.path),
-        loaded_at=model.loaded_at,
-        indexed_items_at_load=model.indexed_items,
+        version=info.version,
+        collection=info.collection,
+        ranker=info.ranker,
+        dataset=info.dataset,
+        path=info.path,
+        loaded_at=info.loaded_at,
+        indexed_items_at_load=info.indexed_items,
         catalog_items=len(model.items),
-        metrics=manifest.metrics,
+        metrics=dict(info.metrics),
         last_reload_error=rt.last_reload_error,
     )
 
@@ -39,7 +39,7 @@ def _describe(rt: Runtime, model: ServingModel) -> ModelOut:
 )
 def get_model(
     rt: Annotated[Runtime, Depends(runtime)],
-    model: Annotated[ServingModel, Depends(current_model)],
+    model: Annotated[ServableModel, Depends(current_model)],
 ) -> ModelOut:
     return _describe(rt, model)
 

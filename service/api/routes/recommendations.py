@@ -5,15 +5,12 @@ from typing import Annotated
 from fastapi import APIRouter, Depends
 
 from service.api.auth import require_api_key
-from service.api.deps import error_responses, recommender
-from service.api.errors import ApiError
+from service.api.deps import current_model, error_responses, recommender
 from service.api.schemas import RecommendationRequest, RecommendationResponse
 from service.logs import request_id_var
-from service.online.recommender import (
-    RecommendationError,
-    RecommendationQuery,
-    Recommender,
-)
+from service.online.domain import RecommendationQuery
+from service.online.ports import ServableModel
+from service.online.recommender import Recommender
 
 router = APIRouter(tags=["recommendations"], dependencies=[Depends(require_api_key)])
 
@@ -25,12 +22,11 @@ router = APIRouter(tags=["recommendations"], dependencies=[Depends(require_api_k
     responses=error_responses(401, 413, 422, 503),
 )
 async def recommend(
-    body: RecommendationRequest, rec: Annotated[Recommender, Depends(recommender)]
+    body: RecommendationRequest,
+    model: Annotated[ServableModel, Depends(current_model)],
+    rec: Annotated[Recommender, Depends(recommender)],
 ) -> RecommendationResponse:
-    try:
-        result = await rec.recommend(RecommendationQuery(**body.model_dump()))
-    except RecommendationError as exc:
-        raise ApiError(422, str(exc), exc.field) from None
+    result = await rec.recommend(model, RecommendationQuery(**body.model_dump()))
     return RecommendationResponse(
         request_id=request_id_var.get(),
         user_id=result.user_id,

@@ -8,10 +8,11 @@ from fastapi import APIRouter, Depends, Path
 from service.api.auth import require_api_key
 from service.api.deps import current_model, error_responses, runtime
 from service.api.errors import ApiError
-from service.api.schemas import ID_PATTERN, EventsAccepted, EventsRequest, Profile, ProfileRequest
-from service.online.model import ServingModel
+from service.api.schemas import EventsAccepted, EventsRequest, Profile, ProfileRequest
+from service.online.ports import ServableModel
 from service.online.runtime import Runtime
 from service.state import Event
+from service.validation import ID_PATTERN
 
 router = APIRouter(tags=["users"], dependencies=[Depends(require_api_key)])
 UserId = Annotated[str, Path(pattern=ID_PATTERN)]
@@ -44,16 +45,9 @@ def put_profile(
     user_id: UserId,
     body: ProfileRequest,
     rt: Annotated[Runtime, Depends(runtime)],
-    model: Annotated[ServingModel, Depends(current_model)],
+    model: Annotated[ServableModel, Depends(current_model)],
 ) -> Profile:
-    allowed = {f.name for f in model.profile_features()}
-    for name in body.features:
-        if name not in allowed:
-            raise ApiError(
-                422,
-                f"features.{name}: not a user profile feature; known: {sorted(allowed)}",
-                f"features.{name}",
-            )
+    model.check_profile(body.features)
     rt.store.put_profile(user_id, body.features)
     return Profile(user_id=user_id, features=body.features)
 

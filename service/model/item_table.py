@@ -1,7 +1,7 @@
 """The in-memory item table: the ranker's item features, encoded once per item.
 
 Milvus returns ids and scores only (decoding output fields costs more than the search, see
-ARCHITECTURE.md); the ranker's item-side inputs are gathered here by row. The table follows
+docs/architecture.md); the ranker's item-side inputs are gathered here by row. The table follows
 the catalog's change feed, so a worker process ranks an item another process just added.
 Row 0 is the unknown item (every feature OOV), used for ids not (yet) in the catalog.
 """
@@ -17,9 +17,10 @@ import numpy as np
 from service.features import Feature, FeatureEncoder
 from service.features.encoder import Arrays
 from service.features.vocab import token
-from service.state import ItemChange
+from service.state import ItemChange, StateStore
 
 UNKNOWN_ROW = 0
+CHANGES_PAGE = 10_000
 
 
 class ItemTable:
@@ -76,6 +77,15 @@ class ItemTable:
                     }
             self.seq = max(self.seq, changes[-1].seq)
         return len(changes)
+
+    def sync(self, store: StateStore, page: int = CHANGES_PAGE) -> int:
+        """Apply every catalog change after the table's sequence number; returns how many."""
+        applied = 0
+        while True:
+            changes = store.changes_since(self.seq, page)
+            applied += self.apply(changes)
+            if len(changes) < page:
+                return applied
 
     def _row_for(self, item_id: str) -> int:
         row = self._row_of.get(item_id)

@@ -2,7 +2,8 @@
 
 Each step says what it does and is skipped when its result is already there, so a second run
 goes straight to serving: synthetic data -> trained bundle (DSSM + DeepFM, ONNX) -> items in
-Milvus Lite + the catalog -> user profiles -> the API on :8000.
+Milvus Lite + the catalog -> user profiles -> the API on :8000. It lives in `training` because
+its first steps train; the rest is the service's own batch job, profile import and server.
 """
 
 from __future__ import annotations
@@ -14,8 +15,17 @@ from pathlib import Path
 
 from rich.console import Console
 
-from service.bundle import BundleError, load_bundle, read_manifest
+from service.bundle import Bundle, BundleError, load_bundle, read_manifest
+from service.index import VectorIndex
+from service.indexing import run_index_job
+from service.indexing.readers import read_rows
+from service.profiles import import_profiles
 from service.settings import Settings
+from service.state import StateStore
+from service.wiring import index_from_settings, store_from_settings
+from training.config import TrainConfig
+from training.datasets.posts import SynthConfig, write
+from training.pipeline import train_bundle
 
 STEPS = 5
 EXAMPLE_USER = "u42"
@@ -45,17 +55,10 @@ def latest_bundle(bundles_dir: Path, dataset: str) -> Path | None:
 
 def prepare(settings: Settings, data_dir: Path, bundles_dir: Path, console: Console) -> Path:
     """Steps 1-4; returns the bundle to serve."""
-    from service.indexing import run_index_job
-    from service.indexing.readers import read_rows
-    from service.online.model import profile_features
-    from service.wiring import index_from_settings, store_from_settings
-
     done = _step(console, 1, f"synthetic data in {data_dir}")
     if (data_dir / "items.parquet").is_file():
         done("already there")
     else:
-        from training.datasets.posts import SynthConfig, write
-
         done(f"generated {write(SynthConfig(), data_dir)}")
 
     done = _step(console, 2, "train DSSM + DeepFM, export the ONNX bundle")
@@ -63,51 +66,43 @@ def prepare(settings: Settings, data_dir: Path, bundles_dir: Path, console: Cons
     if bundle_path is not None:
         done(f"reusing {bundle_path}")
     else:
-        from training.config import TrainConfig
-        from training.pipeline import train_bundle
-
         bundle_path = train_bundle("posts", data_dir, bundles_dir, TrainConfig(), console.print)
         done(f"wrote {bundle_path}")
     bundle = load_bundle(bundle_path)
 
-    done = _step(console, 3, f"index the items into {settings.milvus_uri}")
     index, store = index_from_settings(settings), store_from_settings(settings)
     try:
-        items = data_dir / "items.parquet"
-        expected = sum(1 for _ in read_rows(items, bundle.encoder.schema))
-        have = 0
-        if bundle.version in index.list_versions():
-            have = index.count(bundle.version)
-        if have >= expected and store.item_status(_first_id(items, bundle)) is not None:
-            done(f"{have} items already indexed in items_{bundle.version}")
-        else:
-            report = run_index_job(
-                bundle, index, items, settings.index_checkpoint_dir, catalog=store
-            )
-            done(f"{report.final_count} items in {report.collection}")
-
+        done = _step(console, 3, f"index the items into {settings.milvus_uri}")
+        done(_index(settings, bundle, data_dir / "items.parquet", index, store))
         done = _step(console, 4, f"user profiles into {settings.store_uri}")
-        if store.get_profile(EXAMPLE_USER) is not None:
-            done("already there")
-        else:
-            schema = bundle.encoder.schema
-            names = [f.name for f in profile_features(schema)]
-            count = 0
-            for row in read_rows(data_dir / "users.parquet", schema, key=schema.user_key):
-                store.put_profile(str(row[schema.user_key]), {n: row.get(n) for n in names})
-                count += 1
-            done(f"{count} profiles")
+        done(_profiles(bundle, data_dir / "users.parquet", store))
     finally:
         index.close()
         store.close()
     return bundle_path
 
 
-def _first_id(items: Path, bundle) -> str:
-    from service.indexing.readers import read_rows
-
+def _index(
+    settings: Settings, bundle: Bundle, items: Path, index: VectorIndex, store: StateStore
+) -> str:
     schema = bundle.encoder.schema
-    return str(next(iter(read_rows(items, schema)))[schema.item_key])
+    rows = read_rows(items, schema)
+    first_id = str(next(iter(rows))[schema.item_key])
+    expected = 1 + sum(1 for _ in rows)
+    have = index.count(bundle.version) if bundle.version in index.list_versions() else 0
+    if have >= expected and store.item_status(first_id) is not None:
+        return f"{have} items already indexed in items_{bundle.version}"
+    report = run_index_job(bundle, index, items, settings.index_checkpoint_dir, catalog=store)
+    return f"{report.final_count} items in {report.collection}"
+
+
+def _profiles(bundle: Bundle, users: Path, store: StateStore) -> str:
+    if store.get_profile(EXAMPLE_USER) is not None:
+        return "already there"
+    schema = bundle.encoder.schema
+    report = import_profiles(bundle, read_rows(users, schema, key=schema.user_key), store)
+    skipped = f", {report.skipped} rows skipped: {report.examples}" if report.skipped else ""
+    return f"{report.stored} profiles{skipped}"
 
 
 def example_requests(port: int) -> str:

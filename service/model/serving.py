@@ -1,0 +1,104 @@
+"""`ServingModel`: the online pipeline's model (`service.online.ports.ServableModel`) made of a
+verified bundle, its collection and its item table.
+
+A bundle's user vectors only make sense against its own item vectors, so the bundle, the
+collection ``items_<version>`` and the item table encoded with that bundle's encoder are
+loaded, checked and swapped together. The request's user + context row is encoded once, for
+the user tower and the ranker's user-side inputs both.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from service.bundle import Bundle
+from service.bundle.manifest import ITEM_TOWER, RANKER, USER_TOWER
+from service.bundle.onnx_model import ModelRunError
+from service.features.encoder import Arrays
+from service.indexing.writer import ItemWriter
+from service.model.item_table import ItemTable
+from service.online.ports import EncodedUser, ModelInfo, RankerError
+from service.validation import RequestRules, check_item_rows, check_profile, profile_features
+
+
+class ServingModel:
+    def __init__(
+        self,
+        bundle: Bundle,
+        collection: str,
+        writer: ItemWriter,
+        items: ItemTable,
+        indexed_items: int,
+    ) -> None:
+        encoder, schema = bundle.encoder, bundle.encoder.schema
+        self.bundle, self.items, self._writer, self._encoder = bundle, items, writer, encoder
+        self.version = bundle.version
+        self.collection = collection
+        self.rules = RequestRules.from_schema(schema)
+        self.popular_items: Sequence[str] = bundle.popular_items
+        self.info = ModelInfo(
+            version=self.version,
+            collection=self.collection,
+            ranker=bundle.manifest.ranker,
+            dataset=bundle.manifest.dataset,
+            path=str(bundle.path),
+            loaded_at=time.time(),
+            indexed_items=indexed_items,
+            metrics=bundle.manifest.metrics,
+        )
+        ranker_user_side = [f for f in bundle.features(RANKER) if f.side != "item"]
+        self._request_features = list(
+            {f.name: f for f in [*bundle.features(USER_TOWER), *ranker_user_side]}.values()
+        )
+        self._ranker_user_inputs = [s.name for s in encoder.input_specs(ranker_user_side)]
+        self._item_features = [*bundle.features(ITEM_TOWER), *items.features]
+        self._profile_features = profile_features(schema)
+        self._user_ids = encoder.vocabs[schema[schema.user_key].table]
+        self._user_tower = bundle.models[USER_TOWER]
+        self._ranker = bundle.models[RANKER]
+
+    def knows_user(self, user_id: str) -> bool:
+        return user_id in self._user_ids
+
+    def encode_user(self, row: Mapping[str, Any]) -> EncodedUser:
+        return self._encoder.encode_rows([row], self._request_features)
+
+    def embed_user(self, user: EncodedUser) -> np.ndarray:
+        return self._user_tower.run(user)[0]
+
+    def gather(self, item_ids: Sequence[str]) -> Arrays:
+        arrays, _known = self.items.gather(item_ids)
+        return arrays
+
+    def score(self, user: EncodedUser, items: Arrays) -> np.ndarray:
+        """The ranker's batch: the gathered item features beside the request's user-side
+        inputs repeated once per item, scored in one run."""
+        n = len(next(iter(items.values())))
+        batch = dict(items)
+        batch.update({name: np.repeat(user[name], n, axis=0) for name in self._ranker_user_inputs})
+        try:
+            return self._ranker.run(batch).reshape(-1)
+        except ModelRunError as exc:
+            raise RankerError(str(exc)) from exc
+
+    def check_items(self, rows: Sequence[Mapping[str, Any]]) -> list[str]:
+        return check_item_rows(rows, self.rules, self._encode_item)
+
+    def check_profile(self, features: Mapping[str, Any]) -> None:
+        check_profile(features, self.rules, self._encode_profile)
+
+    def write_items(
+        self, upserts: Sequence[tuple[str, Mapping[str, Any]]], deletes: Sequence[str]
+    ) -> None:
+        self._writer.upsert([i for i, _ in upserts], [row for _, row in upserts])
+        self._writer.delete(deletes)
+
+    def _encode_item(self, row: Mapping[str, Any]) -> Arrays:
+        return self._encoder.encode_rows([row], self._item_features)
+
+    def _encode_profile(self, features: Mapping[str, Any]) -> Arrays:
+        return self._encoder.encode_rows([features], self._profile_features)

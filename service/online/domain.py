@@ -1,0 +1,97 @@
+"""The online pipeline's vocabulary: a query, the user it is for, the items to leave out, the
+candidates and the answer. Plain dataclasses; nothing here knows a bundle, Milvus or HTTP."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from service.index.port import MAX_EXCLUSIONS
+from service.state import Event
+
+FallbackReason = Literal[
+    "store_unavailable", "index_unavailable", "index_timeout", "ranker_failed", "ranker_timeout"
+]
+Source = Literal["retrieval", "popular"]
+
+
+@dataclass(frozen=True)
+class RecommendationQuery:
+    user_id: str
+    k: int = 20
+    candidates: int = 200
+    context: dict[str, Any] = field(default_factory=dict)
+    user_features: dict[str, Any] = field(default_factory=dict)
+    exclude_item_ids: list[str] = field(default_factory=list)
+    exclude_seen: bool = True
+    filter: dict[str, list[Any]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class UserState:
+    user_id: str
+    profile: dict[str, Any] | None
+    events: list[Event]  # oldest first
+
+    @property
+    def seen(self) -> list[str]:
+        """Items the user interacted with, most recent first, without repeats."""
+        return list(dict.fromkeys(e.item_id for e in reversed(self.events)))
+
+
+@dataclass(frozen=True)
+class Exclusions:
+    """Ids that must not come back: the request's own first, then the user's seen items
+    (most recent first). The index is given the first `MAX_EXCLUSIONS`; every one of them is
+    also dropped from whatever the index or a fallback returns."""
+
+    ordered: tuple[str, ...]
+    _ids: frozenset[str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_ids", frozenset(self.ordered))
+
+    @classmethod
+    def of(cls, query: RecommendationQuery, state: UserState) -> Exclusions:
+        seen = state.seen if query.exclude_seen else []
+        return cls(tuple(dict.fromkeys([*query.exclude_item_ids, *seen])))
+
+    def for_index(self) -> list[str]:
+        return list(self.ordered[:MAX_EXCLUSIONS])
+
+    def __contains__(self, item_id: object) -> bool:
+        return item_id in self._ids
+
+    def __len__(self) -> int:
+        return len(self.ordered)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    item_id: str
+    retrieval_score: float | None
+    source: Source
+
+
+@dataclass(frozen=True)
+class RecommendedItem:
+    item_id: str
+    score: float | None
+    retrieval_score: float | None
+    source: Source
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    user_id: str
+    items: list[RecommendedItem]
+    model_version: str
+    collection: str
+    ranker: str
+    cold_start: bool
+    fallback_reason: FallbackReason | None
+    timings_ms: dict[str, float]
+
+    @property
+    def degraded(self) -> bool:
+        return self.fallback_reason is not None

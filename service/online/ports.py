@@ -1,0 +1,118 @@
+"""What the online pipeline needs from the model it serves, as small protocols.
+
+`service.model.ServingModel` implements them from a verified bundle (encoder, ONNX sessions,
+item table); `tests/fakes.py` implements them in NumPy, so the pipeline and the API are tested
+without a trained bundle. The pipeline reads a model only through these.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from service.index import VectorIndex
+from service.state import StateStore
+from service.validation import RequestRules
+
+EncodedUser = Mapping[str, np.ndarray]
+"""A request's user + context row, encoded once; both the user tower and the ranker read it."""
+
+ItemFeatures = Any
+"""The candidates' features as a ranker gathered them; opaque to the pipeline."""
+
+
+class RankerError(RuntimeError):
+    """The ranker could not score a batch (its model failed to run)."""
+
+
+class ModelLoadError(RuntimeError):
+    """The bundle or its collection is not servable; the message says why."""
+
+
+class UserEncoder(Protocol):
+    def encode_user(self, row: Mapping[str, Any]) -> EncodedUser:
+        """Encode raw user + context features; a value the model never saw encodes as unknown."""
+        ...
+
+    def embed_user(self, user: EncodedUser) -> np.ndarray:
+        """The user vector, ``[dim]``, unit length."""
+        ...
+
+
+class Ranker(Protocol):
+    def gather(self, item_ids: Sequence[str]) -> ItemFeatures:
+        """The items' features; an id not in the catalog gets the unknown item's."""
+        ...
+
+    def score(self, user: EncodedUser, items: ItemFeatures) -> np.ndarray:
+        """One score per gathered item, ``[n]``; raises `RankerError` if the model fails."""
+        ...
+
+
+class Catalog(Protocol):
+    """The items a model can rank, kept current from the store's change feed."""
+
+    def __contains__(self, item_id: object) -> bool: ...
+
+    def __len__(self) -> int: ...
+
+    def matches(self, item_id: str, filters: Mapping[str, Sequence[Any]]) -> bool:
+        """Whether the item passes ``filters`` (field -> accepted values), as the index would."""
+        ...
+
+    def sync(self, store: StateStore) -> int:
+        """Apply the store's catalog changes since the last sync; returns how many."""
+        ...
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What `GET /v1/models` says about a model."""
+
+    version: str
+    collection: str
+    ranker: str
+    dataset: str
+    path: str
+    loaded_at: float
+    indexed_items: int
+    metrics: Mapping[str, Any] = field(default_factory=dict)
+
+
+class ServableModel(UserEncoder, Ranker, Protocol):
+    """A model the pipeline serves: its towers and ranker, rules, catalog and fallback items."""
+
+    version: str
+    collection: str
+    info: ModelInfo
+    rules: RequestRules
+    items: Catalog
+    popular_items: Sequence[str]
+
+    def knows_user(self, user_id: str) -> bool:
+        """Whether the user tower was trained on this id (else, and with no profile and no
+        events, the request is a cold start)."""
+        ...
+
+    def check_items(self, rows: Sequence[Mapping[str, Any]]) -> list[str]:
+        """The ids of item rows the index and the models will take; raises `InvalidInput`."""
+        ...
+
+    def check_profile(self, features: Mapping[str, Any]) -> None:
+        """Raises `InvalidInput` unless the profile features are ones the model reads."""
+        ...
+
+    def write_items(
+        self, upserts: Sequence[tuple[str, Mapping[str, Any]]], deletes: Sequence[str]
+    ) -> None:
+        """Embed ``upserts`` with the item tower and write them (and the deletes) to the index."""
+        ...
+
+
+ModelLoader = Callable[[Path, VectorIndex, StateStore, bool], ServableModel]
+"""``load(path, index, store, require_items)``: a verified, warmed model, or `ModelLoadError`.
+``require_items`` (a reload) refuses an empty collection while the catalog holds items."""

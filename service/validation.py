@@ -1,0 +1,262 @@
+"""What the service accepts, in one place: the id rule, item attribute values, item rows,
+profiles and the feature names a request may use.
+
+The API (a 422 naming the field), the vector index and the batch indexing job all apply these
+rules, so an item the API accepts is one the index takes, and an id the batch job indexed can
+be addressed through the API. The rules a model adds (which names, which attributes) come from
+its feature schema as a `RequestRules`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+
+from service.features import EncodingError, Feature, FeatureSchema, SparseFeat, VarLenSparseFeat
+from service.features.vocab import token
+
+ID_PATTERN = r"^[A-Za-z0-9_\-.:@]{1,128}$"
+_ID = re.compile(ID_PATTERN)
+ID_RULE = "1 to 128 letters, digits or _-.:@"
+CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+FieldKind = Literal["string", "int", "bool", "string_array"]
+FilterValue = str | int | bool
+Encode = Callable[[Mapping[str, Any]], object]
+
+
+class InvalidInput(ValueError):
+    """Input the service refuses; ``field`` names it the way the API reports it."""
+
+    def __init__(self, message: str, field: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+def check_id(value: object, field: str = "id") -> str:
+    """A user or item id: a string of 1..128 characters from ``[A-Za-z0-9_-.:@]``."""
+    if value is None:
+        raise InvalidInput(f"{field}: required, an id ({ID_RULE})", field)
+    if not isinstance(value, str) or not _ID.fullmatch(value):
+        shown = value[:40] + "..." if isinstance(value, str) and len(value) > 40 else value
+        raise InvalidInput(f"{field}: {shown!r} is not an id ({ID_RULE})", field)
+    return value
+
+
+def id_from_file(value: object) -> object:
+    """An id as read from a data file: numbers (MovieLens ids, a float column) become their
+    canonical string, as feature values do (``token``)."""
+    if value is None or isinstance(value, str | bool | np.bool_):
+        return value
+    return token(value)
+
+
+@dataclass(frozen=True)
+class ScalarField:
+    """A filterable item attribute stored beside the vector, and the values it takes.
+
+    ``max_length`` bounds a string (or each string of an array) in UTF-8 bytes;
+    ``max_capacity`` bounds the number of strings in a ``string_array``.
+    """
+
+    name: str
+    kind: FieldKind
+    max_length: int = 256
+    max_capacity: int = 64
+
+
+def scalar_fields(schema: FeatureSchema) -> list[ScalarField]:
+    """The schema's filterable item features as index attributes (strings or string lists)."""
+    return [
+        ScalarField(f.name, "string" if isinstance(f, SparseFeat) else "string_array")
+        for f in schema.filterable()
+    ]
+
+
+def attribute_value(field: ScalarField, value: Any) -> Any:
+    """``value`` as the index stores it; raises ``InvalidInput`` outside the field's bounds."""
+    try:
+        if field.kind == "string_array":
+            if isinstance(value, str | bytes) or not isinstance(value, Sequence | np.ndarray):
+                raise TypeError("a list of strings")
+            items = [_string(field, v) for v in value]
+            if len(items) > field.max_capacity:
+                raise TypeError(f"at most {field.max_capacity} strings")
+            return items
+        return _scalar(field, value)
+    except TypeError as e:
+        raise InvalidInput(f"{field.name}: {value!r} is not {e}", field.name) from None
+
+
+def filter_value(field: ScalarField, value: Any) -> FilterValue:
+    """One accepted value of a filter on ``field`` (an element, for a ``string_array``)."""
+    try:
+        if field.kind == "string_array":
+            return _string(field, value)
+        return _scalar(field, value)
+    except TypeError as e:
+        raise InvalidInput(f"filter {field.name!r}: {value!r} is not {e}", field.name) from None
+
+
+def attribute_of(field: ScalarField, raw: Any) -> Any:
+    """The attribute value of a raw item feature: its token, or the tokens of a list."""
+    if field.kind == "string":
+        return "" if raw is None else token(raw)
+    if field.kind == "string_array":
+        values = [] if raw is None else [raw] if isinstance(raw, str) else list(raw)
+        return [token(v) for v in values]
+    return raw
+
+
+def attribute_columns(
+    fields: Sequence[ScalarField], rows: Sequence[Mapping[str, Any]]
+) -> dict[str, list[Any]]:
+    """One column of attribute values per field for raw item rows."""
+    return {f.name: [attribute_of(f, row.get(f.name)) for row in rows] for f in fields}
+
+
+def _scalar(field: ScalarField, value: Any) -> FilterValue:
+    if field.kind == "string":
+        return _string(field, value)
+    if field.kind == "bool":
+        if not isinstance(value, bool | np.bool_):
+            raise TypeError("a bool")
+        return bool(value)
+    if isinstance(value, bool | np.bool_) or not isinstance(value, int | np.integer):
+        raise TypeError("an int")
+    if not INT64_MIN <= int(value) <= INT64_MAX:
+        raise TypeError("an int64")
+    return int(value)
+
+
+def _string(field: ScalarField, value: Any) -> str:
+    if not isinstance(value, str):
+        raise TypeError("a string")
+    if len(value.encode()) > field.max_length:
+        raise TypeError(f"a string of at most {field.max_length} bytes")
+    if CONTROL_CHARS.search(value):
+        raise TypeError("a string without control characters")
+    return value
+
+
+@dataclass(frozen=True)
+class RequestRules:
+    """The names a model accepts in requests, profiles and item rows, and the attributes its
+    collection stores (what filters may name)."""
+
+    user_key: str
+    item_key: str
+    history: str | None  # the user feature filled from recent events
+    context: frozenset[str]
+    profile: frozenset[str]
+    item_fields: frozenset[str]
+    attributes: tuple[ScalarField, ...]
+
+    @property
+    def filterable(self) -> frozenset[str]:
+        return frozenset(f.name for f in self.attributes)
+
+    @classmethod
+    def from_schema(cls, schema: FeatureSchema) -> RequestRules:
+        history = schema.history
+        return cls(
+            user_key=schema.user_key,
+            item_key=schema.item_key,
+            history=history.name if history else None,
+            context=frozenset(f.name for f in schema.on("context")),
+            profile=frozenset(f.name for f in profile_features(schema)),
+            item_fields=frozenset(f.name for f in schema.on("item")),
+            attributes=tuple(scalar_fields(schema)),
+        )
+
+
+def profile_features(schema: FeatureSchema) -> list[Feature]:
+    """User features a profile (or a request) may set: not the id, not the event history."""
+    return [
+        f
+        for f in schema.on("user")
+        if f.name != schema.user_key and not (isinstance(f, VarLenSparseFeat) and f.from_events)
+    ]
+
+
+def check_request_names(
+    rules: RequestRules,
+    context: Iterable[str],
+    user_features: Iterable[str],
+    filter: Iterable[str],
+) -> None:
+    """Unknown feature or filter names are mistakes worth a 422, not silent unknown values."""
+    parts = {
+        "filter": (filter, rules.filterable),
+        "context": (context, rules.context),
+        "user_features": (user_features, rules.profile),
+    }
+    for part, (names, allowed) in parts.items():
+        for name in names:
+            if name not in allowed:
+                raise InvalidInput(
+                    f"{part}.{name}: unknown; this model accepts {sorted(allowed)}",
+                    f"{part}.{name}",
+                )
+
+
+def check_item_row(
+    row: Mapping[str, Any], rules: RequestRules, encode: Encode | None = None, where: str = ""
+) -> str:
+    """The row's id, once the row is one the index will take: a valid id, attribute values
+    within the index's bounds and, with ``encode``, values the models can encode. ``where``
+    prefixes the field names in errors (``items[3]``)."""
+    prefix = f"{where}." if where else ""
+    item_id = check_id(row.get(rules.item_key), prefix + rules.item_key)
+    for field in rules.attributes:
+        try:
+            attribute_value(field, attribute_of(field, row.get(field.name)))
+        except InvalidInput as exc:
+            raise InvalidInput(f"{prefix}{exc}", prefix + field.name) from None
+    if encode is not None:
+        _encodes(encode, row, prefix)
+    return item_id
+
+
+def check_item_rows(
+    rows: Sequence[Mapping[str, Any]], rules: RequestRules, encode: Encode | None = None
+) -> list[str]:
+    """``check_item_row`` for the rows of a request, which may name item features only."""
+    ids = []
+    for i, row in enumerate(rows):
+        where = f"items[{i}]"
+        unknown = sorted(set(row) - rules.item_fields)
+        if unknown:
+            raise InvalidInput(
+                f"{where}.{unknown[0]}: not an item feature; known: {sorted(rules.item_fields)}",
+                f"{where}.{unknown[0]}",
+            )
+        ids.append(check_item_row(row, rules, encode, where))
+    return ids
+
+
+def check_profile(
+    features: Mapping[str, Any], rules: RequestRules, encode: Encode | None = None
+) -> None:
+    """Profile features: names the model reads as profile and, with ``encode``, values it can
+    encode (a stored profile is read by every later recommendation for that user)."""
+    for name in features:
+        if name not in rules.profile:
+            raise InvalidInput(
+                f"features.{name}: not a user profile feature; known: {sorted(rules.profile)}",
+                f"features.{name}",
+            )
+    if encode is not None:
+        _encodes(encode, features, "features.")
+
+
+def _encodes(encode: Encode, row: Mapping[str, Any], prefix: str) -> None:
+    try:
+        encode(row)
+    except EncodingError as exc:
+        raise InvalidInput(f"{prefix}{exc}", prefix + exc.feature) from None

@@ -1,0 +1,222 @@
+"""Hand-written fakes for the unit tests, all in one place.
+
+- `FakeModel`: the online pipeline's model (`service.online.ports.ServableModel`) with a NumPy
+  user encoder and a dot-product ranker over random embedding tables, a real feature encoder
+  and a real item table; switches make the ranker raise or sleep.
+- `FlakyStore`: a real store that fails every call while ``down`` is set.
+- `SlowIndex`: a real exact index that sleeps before each search, or is unreachable.
+- `fake_loader`: a `ModelLoader` that serves fake models by bundle folder name.
+
+Fakes are for fast tests of logic; the integration and e2e tiers use the real parts.
+"""
+
+from __future__ import annotations
+
+import time
+import zlib
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from service.features import DenseFeat, FeatureEncoder, FeatureSchema, SparseFeat, VarLenSparseFeat
+from service.index import IndexUnavailable, VectorIndex
+from service.model import ItemTable
+from service.online.ports import EncodedUser, ModelInfo, ModelLoader, ModelLoadError
+from service.state import StateStore, StoreError
+from service.validation import (
+    RequestRules,
+    attribute_columns,
+    check_item_rows,
+    check_profile,
+    profile_features,
+)
+
+SCHEMA = FeatureSchema(
+    "fake",
+    "user_id",
+    "item_id",
+    (
+        SparseFeat("user_id", "user"),
+        SparseFeat("age_band", "user"),
+        VarLenSparseFeat("favs", "user", maxlen=4, weighted=True, embedding_name="topic"),
+        VarLenSparseFeat("recent", "user", maxlen=10, embedding_name="item_id", from_events=True),
+        SparseFeat("device", "context"),
+        SparseFeat("item_id", "item"),
+        SparseFeat("topic", "item", filterable=True),
+        DenseFeat("quality", "item", normalize=False),
+    ),
+)
+TOPICS = ("t0", "t1", "t2", "t3")
+DIM = 8
+
+
+def catalog(n: int = 40) -> dict[str, dict[str, Any]]:
+    """``n`` item rows, ids ``i0..``, topics in turn, qualities that reorder the ranking."""
+    return {
+        f"i{k}": {"item_id": f"i{k}", "topic": TOPICS[k % 4], "quality": [float(k % 5) - 2.0]}
+        for k in range(n)
+    }
+
+
+class FakeModel:
+    """Users and items embedded by id from seeded tables; the ranker scores
+    ``sigmoid(3 * cosine(user, item) + quality)``, so its order differs from retrieval's."""
+
+    def __init__(
+        self,
+        index: VectorIndex,
+        items: Mapping[str, Mapping[str, Any]],
+        known_users: Sequence[str] = ("known",),
+        version: str = "fake_1",
+    ) -> None:
+        self.version, self.collection = version, f"items_{version}"
+        self.rules = RequestRules.from_schema(SCHEMA)
+        self.encoder = FeatureEncoder.fit(
+            SCHEMA,
+            {
+                "user_id": list(known_users),
+                "item_id": list(items),
+                "topic": list(TOPICS),
+                "device": ["ios", "android"],
+                "age_band": ["young", "old"],
+            },
+        )
+        rng = np.random.default_rng(zlib.crc32(version.encode()))
+        self.tables = {
+            table: rng.normal(size=(self.encoder.vocab_size(table), DIM))
+            for table in self.encoder.vocabs
+        }
+        self.items = ItemTable(self.encoder, SCHEMA.on("item"), ["topic"])
+        self.popular_items = list(items)[::-1]
+        self.info = ModelInfo(version, self.collection, "dot", "fake", f"/bundles/{version}", 0, 0)
+        self.index = index
+        self.rank_error: Exception | None = None
+        self.rank_delay_s = 0.0
+        index.ensure_collection(version, DIM, self.rules.attributes)
+
+    def knows_user(self, user_id: str) -> bool:
+        return user_id in self.encoder.vocabs["user_id"]
+
+    def encode_user(self, row: Mapping[str, Any]) -> EncodedUser:
+        return self.encoder.encode_rows([row], SCHEMA.on("user", "context"))
+
+    def embed_user(self, user: EncodedUser) -> np.ndarray:
+        recent = [i for i in user["recent"][0] if i != 0]
+        vector = (
+            self.tables["user_id"][user["user_id"][0, 0]]
+            + self.tables["device"][user["device"][0, 0]]
+        )
+        if recent:
+            vector = vector + 3 * self.tables["item_id"][recent].mean(axis=0)
+        return vector / np.linalg.norm(vector)
+
+    def gather(self, item_ids: Sequence[str]) -> dict[str, np.ndarray]:
+        arrays, _known = self.items.gather(item_ids)
+        return arrays
+
+    def score(self, user: EncodedUser, items: Mapping[str, np.ndarray]) -> np.ndarray:
+        if self.rank_delay_s:
+            time.sleep(self.rank_delay_s)
+        if self.rank_error is not None:
+            raise self.rank_error
+        vectors = self._unit(self.tables["item_id"][items["item_id"][:, 0]])
+        logits = 3 * vectors @ self.embed_user(user) + items["quality"][:, 0]
+        return 1 / (1 + np.exp(-logits))
+
+    def check_items(self, rows: Sequence[Mapping[str, Any]]) -> list[str]:
+        return check_item_rows(rows, self.rules, self._encode_item)
+
+    def check_profile(self, features: Mapping[str, Any]) -> None:
+        check_profile(
+            features,
+            self.rules,
+            lambda f: self.encoder.encode_rows([f], profile_features(SCHEMA)),
+        )
+
+    def write_items(
+        self, upserts: Sequence[tuple[str, Mapping[str, Any]]], deletes: Sequence[str]
+    ) -> None:
+        if upserts:
+            ids, rows = [i for i, _ in upserts], [r for _, r in upserts]
+            self.index.upsert(
+                self.version,
+                ids,
+                self.item_vectors(ids),
+                attribute_columns(self.rules.attributes, rows),
+            )
+        if deletes:
+            self.index.delete(self.version, deletes)
+
+    def item_vectors(self, ids: Sequence[str]) -> np.ndarray:
+        rows = self.encoder.vocabs["item_id"].ids(ids)
+        return self._unit(self.tables["item_id"][rows]).astype(np.float32)
+
+    def _encode_item(self, row: Mapping[str, Any]) -> object:
+        return self.encoder.encode_rows([row], SCHEMA.on("item"))
+
+    @staticmethod
+    def _unit(vectors: np.ndarray) -> np.ndarray:
+        return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
+class FlakyStore:
+    """A real store whose every call raises `StoreError` while ``down`` is set."""
+
+    def __init__(self, store: StateStore) -> None:
+        self._store = store
+        self.down = False
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self._store, name)
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            if self.down and name != "close":
+                raise StoreError("fake store: down")
+            return method(*args, **kwargs)
+
+        return call
+
+
+class SlowIndex:
+    """A real index whose searches take ``delay_s`` longer, or fail while ``down`` is set."""
+
+    def __init__(self, index: VectorIndex) -> None:
+        self._index = index
+        self.delay_s = 0.0
+        self.down = False
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self._index, name)
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            if self.down and name != "close":
+                raise IndexUnavailable("fake index: unreachable")
+            if name == "search" and self.delay_s:
+                time.sleep(self.delay_s)
+            return method(*args, **kwargs)
+
+        return call
+
+
+def fake_loader(models: Mapping[str, FakeModel], calls: list[str] | None = None) -> ModelLoader:
+    """Serves ``models[path.name]``; any other path is refused with `ModelLoadError`. With
+    ``calls``, records each loaded name."""
+
+    def load(path: Path, index: VectorIndex, store: StateStore, require_items: bool) -> FakeModel:
+        if path.name not in models:
+            raise ModelLoadError(f"bundle {path.name}: not a fake bundle")
+        model = models[path.name]
+        model.items.sync(store)
+        if calls is not None:
+            calls.append(path.name)
+        return model
+
+    return load
+
+
+def deploy(model: FakeModel, store: StateStore, items: Mapping[str, Mapping[str, Any]]) -> None:
+    """What the batch job does: vectors into the index, rows into the catalog as indexed."""
+    model.write_items(list(items.items()), [])
+    store.put_items(list(items.items()), indexed_version=model.version)

@@ -1,0 +1,179 @@
+"""The REST API over the fakes (the real app, lifespan and middleware; a fake model): status
+codes, the one error shape, auth, reload, readiness and the indexing worker."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import anyio
+import httpx
+import pytest
+
+from service.app import create_app
+from service.online.ports import RankerError
+from tests.fakes import FakeModel, fake_loader
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def serve(index, store, model, make_settings):
+    """``async with serve(**settings) as client``: the app on the fakes, over ASGI."""
+    second = FakeModel(index, {}, version="fake_2")
+    loads: list[str] = []
+
+    @asynccontextmanager
+    async def running(**overrides) -> AsyncIterator[httpx.AsyncClient]:
+        app = create_app(
+            make_settings(**overrides),
+            adapters=lambda _settings: (index, store),
+            load_model=fake_loader({"fake_1": model, "fake_2": second}, loads),
+        )
+        async with app.router.lifespan_context(app):
+            # a client sees the 500 the app sends, not the exception behind it
+            transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+            async with httpx.AsyncClient(transport=transport, base_url="http://recsys") as c:
+                c.loads = loads  # type: ignore[attr-defined]
+                yield c
+
+    return running
+
+
+@pytest.fixture
+async def client(serve) -> AsyncIterator[httpx.AsyncClient]:
+    async with serve() as c:
+        yield c
+
+
+def assert_error(response: httpx.Response, status: int, code: str, field: str | None) -> None:
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert set(body) == {"error", "request_id"}
+    assert body["error"]["code"] == code and body["error"]["field"] == field, body
+    assert "Traceback" not in response.text
+
+
+async def test_recommendations_over_http(client):
+    r = await client.post("/v1/recommendations", json={"user_id": "known", "k": 5})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert len(body["items"]) == 5 and body["model_version"] == "fake_1"
+    assert body["ranker"] == "dot" and body["degraded"] is False
+    assert body["request_id"] == r.headers["x-request-id"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "field"),
+    [
+        ("post", "/v1/recommendations", {"user_id": "u", "k": 0}, "k"),
+        ("post", "/v1/recommendations", {"user_id": "u", "k": 9, "candidates": 3}, "candidates"),
+        ("post", "/v1/recommendations", {"user_id": "u v"}, "user_id"),
+        ("post", "/v1/recommendations", {"user_id": "u", "context": {"x": 1}}, "context.x"),
+        ("post", "/v1/recommendations", {"user_id": "u", "filter": {"x": ["a"]}}, "filter.x"),
+        ("post", "/v1/users/u/events", {"events": []}, "events"),
+        ("put", "/v1/users/u", {"features": {"user_id": "u"}}, "features.user_id"),
+        ("put", "/v1/users/u", {"features": {"favs": ["t1:abc"]}}, "features.favs"),
+        ("put", "/v1/items", {"items": [{"topic": "t1"}]}, "items[0].item_id"),
+        ("put", "/v1/items", {"items": [{"item_id": "x y"}]}, "items[0].item_id"),
+        ("put", "/v1/items", {"items": [{"item_id": "a", "colour": 1}]}, "items[0].colour"),
+        ("put", "/v1/items", {"items": [{"item_id": "a", "quality": [1, 2]}]}, "items[0].quality"),
+        ("put", "/v1/items", {"items": [{"item_id": "a", "quality": [1e39]}]}, "items[0].quality"),
+        # longer than the index's attribute bound: refused here, not by the worker later
+        ("put", "/v1/items", {"items": [{"item_id": "a", "topic": "t" * 300}]}, "items[0].topic"),
+        ("post", "/v1/admin/reload", {}, "bundle"),
+    ],
+)
+async def test_bad_input_is_a_422_naming_the_field(client, method, path, body, field):
+    assert_error(await client.request(method, path, json=body), 422, "invalid_request", field)
+
+
+async def test_not_found_method_and_size_errors(client, serve):
+    assert_error(await client.get("/v1/items/never"), 404, "not_found", "item_id")
+    assert_error(await client.get("/v1/users/nobody"), 404, "not_found", "user_id")
+    assert_error(await client.get("/v1/nothing"), 404, "not_found", None)
+    assert_error(await client.get("/v1/recommendations"), 405, "method_not_allowed", None)
+    async with serve(max_body_bytes=1024) as small:
+        big = await small.post("/v1/recommendations", json={"user_id": "u", "context": "x" * 2000})
+        assert_error(big, 413, "body_too_large", "body")
+
+
+async def test_a_bug_is_a_500_in_the_error_shape(client, model):
+    model.rank_error = TypeError("a programming error")
+    r = await client.post("/v1/recommendations", json={"user_id": "known", "k": 3})
+    assert_error(r, 500, "internal_error", None)
+    model.rank_error = RankerError("boom")  # a model failure is a fallback, not an error
+    r = await client.post("/v1/recommendations", json={"user_id": "known", "k": 3})
+    assert r.json()["fallback_reason"] == "ranker_failed"
+
+
+async def test_api_keys_guard_the_api_and_admin_routes(serve):
+    async with serve(api_keys=["user-key"], admin_api_keys=["admin-key"]) as c:
+        body = {"user_id": "known", "k": 2}
+        assert_error(
+            await c.post("/v1/recommendations", json=body), 401, "unauthorized", "X-API-Key"
+        )
+        wrong = await c.post("/v1/recommendations", json=body, headers={"X-API-Key": "nope"})
+        assert_error(wrong, 401, "unauthorized", "X-API-Key")
+        ok = await c.post("/v1/recommendations", json=body, headers={"X-API-Key": "user-key"})
+        assert ok.status_code == 200
+        user = {"X-API-Key": "user-key"}
+        admin = await c.post("/v1/admin/reload", json={"bundle": "fake_2"}, headers=user)
+        assert_error(admin, 403, "forbidden", "X-API-Key")
+        for path in ("/livez", "/readyz", "/metrics"):
+            assert (await c.get(path)).status_code == 200, path
+
+
+async def test_reload_swaps_or_refuses_and_keeps_serving(client):
+    failed = await client.post("/v1/admin/reload", json={"bundle": "missing"})
+    assert_error(failed, 409, "reload_failed", "bundle")
+    assert "still serving the previous model" in failed.json()["error"]["message"]
+    model = (await client.get("/v1/models")).json()
+    assert model["version"] == "fake_1" and model["last_reload_error"]
+    assert model["catalog_items"] == 40
+    swapped = await client.post("/v1/admin/reload", json={"bundle": "fake_2"})
+    assert swapped.status_code == 200 and swapped.json()["version"] == "fake_2"
+    r = await client.post("/v1/recommendations", json={"user_id": "known", "k": 3})
+    assert r.json()["model_version"] == "fake_2"
+    assert (await client.get("/v1/models")).json()["last_reload_error"] is None
+
+
+async def test_readiness_names_the_failing_dependency(client, index, store):
+    assert (await client.get("/readyz")).json()["status"] == "ready"
+    index.down = True
+    not_ready = await client.get("/readyz")
+    assert not_ready.status_code == 503 and "unavailable" in not_ready.json()["checks"]["index"]
+    index.down, store.down = False, True
+    not_ready = await client.get("/readyz")
+    assert not_ready.status_code == 503 and "unavailable" in not_ready.json()["checks"]["store"]
+
+
+async def test_a_put_item_is_indexed_by_the_worker_and_recommended(client):
+    item = {"item_id": "fresh", "topic": "fresh_topic", "quality": [1.0]}
+    assert (await client.put("/v1/items", json={"items": [item]})).status_code == 202
+    started = time.monotonic()
+    while (await client.get("/v1/items/fresh")).json()["state"] != "indexed":
+        assert time.monotonic() - started < 10, "not indexed within 10 s"
+        await anyio.sleep(0.01)
+    body = {"user_id": "known", "k": 5, "filter": {"topic": ["fresh_topic"]}}
+    got = (await client.post("/v1/recommendations", json=body)).json()["items"]
+    assert [i["item_id"] for i in got] == ["fresh"] and got[0]["score"] is not None
+
+
+async def test_profiles_and_events_round_trip(client):
+    features = {"age_band": "old", "favs": ["t1:0.5"]}
+    assert (await client.put("/v1/users/p1", json={"features": features})).status_code == 200
+    assert (await client.get("/v1/users/p1")).json() == {"user_id": "p1", "features": features}
+    events = {"events": [{"item_id": "i1", "type": "click"}]}
+    r = await client.post("/v1/users/p1/events", json=events)
+    assert r.json() == {"user_id": "p1", "accepted": 1}
+    body = {"user_id": "p1", "k": 40, "candidates": 40}
+    got = (await client.post("/v1/recommendations", json=body)).json()["items"]
+    assert "i1" not in {i["item_id"] for i in got}
+
+
+async def test_a_store_outage_degrades_recommendations_over_http(client, store):
+    store.down = True
+    r = await client.post("/v1/recommendations", json={"user_id": "known", "k": 3})
+    assert r.status_code == 200 and r.json()["fallback_reason"] == "store_unavailable"
