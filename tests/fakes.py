@@ -3,8 +3,8 @@
 - `FakeModel`: the online pipeline's model (`service.online.ports.ServableModel`) with a NumPy
   user encoder and a dot-product ranker over random embedding tables, a real feature encoder
   and a real item table; switches make the ranker raise or sleep.
-- `FlakyStore`: a real store that fails every call while ``down`` is set.
-- `SlowIndex`: a real exact index that sleeps before each search, or is unreachable.
+- `flaky_store`: a real store that fails every call while ``down`` is set.
+- `slow_index`: a real exact index that sleeps before each search, or is unreachable.
 - `fake_loader`: a `ModelLoader` that serves fake models by bundle folder name.
 
 Fakes are for fast tests of logic; the integration and e2e tiers use the real parts.
@@ -161,43 +161,36 @@ class FakeModel:
         return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
 
 
-class FlakyStore:
-    """A real store whose every call raises `StoreError` while ``down`` is set."""
+class Switchable:
+    """A real adapter whose every call (but ``close``) raises ``error`` while ``down`` is set,
+    and whose ``slow_method`` first sleeps ``delay_s``."""
 
-    def __init__(self, store: StateStore) -> None:
-        self._store = store
+    def __init__(self, target: Any, error: Exception, slow_method: str = "") -> None:
+        self._target, self._error, self._slow_method = target, error, slow_method
         self.down = False
-
-    def __getattr__(self, name: str) -> Any:
-        method = getattr(self._store, name)
-
-        def call(*args: Any, **kwargs: Any) -> Any:
-            if self.down and name != "close":
-                raise StoreError("fake store: down")
-            return method(*args, **kwargs)
-
-        return call
-
-
-class SlowIndex:
-    """A real index whose searches take ``delay_s`` longer, or fail while ``down`` is set."""
-
-    def __init__(self, index: VectorIndex) -> None:
-        self._index = index
         self.delay_s = 0.0
-        self.down = False
 
     def __getattr__(self, name: str) -> Any:
-        method = getattr(self._index, name)
+        method = getattr(self._target, name)
 
         def call(*args: Any, **kwargs: Any) -> Any:
             if self.down and name != "close":
-                raise IndexUnavailable("fake index: unreachable")
-            if name == "search" and self.delay_s:
+                raise self._error
+            if name == self._slow_method and self.delay_s:
                 time.sleep(self.delay_s)
             return method(*args, **kwargs)
 
         return call
+
+
+def flaky_store(store: StateStore) -> Switchable:
+    """A real store that fails with `StoreError` while ``down`` is set."""
+    return Switchable(store, StoreError("fake store: down"))
+
+
+def slow_index(index: VectorIndex) -> Switchable:
+    """A real index whose searches take ``delay_s`` longer, unreachable while ``down`` is set."""
+    return Switchable(index, IndexUnavailable("fake index: unreachable"), "search")
 
 
 def fake_loader(models: Mapping[str, FakeModel], calls: list[str] | None = None) -> ModelLoader:

@@ -20,9 +20,8 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from service.validation import FieldKind, FilterValue, ScalarField
-
-__all__ = ["FieldKind", "FilterValue", "ScalarField"]  # the attribute rules live in validation
+# An attribute's kind and bounds are input rules: they live in service/validation.py.
+from service.validation import FilterValue, ScalarField
 
 COLLECTION_PREFIX = "items_"
 MAX_LIMIT = 1000

@@ -12,7 +12,7 @@ import pytest
 from service.index.exact import ExactIndex
 from service.settings import Settings
 from service.state import open_store
-from tests.fakes import FakeModel, FlakyStore, SlowIndex, catalog, deploy
+from tests.fakes import FakeModel, Switchable, catalog, deploy, flaky_store, slow_index
 
 
 @pytest.fixture(scope="session")
@@ -26,19 +26,19 @@ def items() -> dict[str, dict[str, Any]]:
 
 
 @pytest.fixture
-def index() -> SlowIndex:
-    return SlowIndex(ExactIndex())
+def index() -> Switchable:
+    return slow_index(ExactIndex())
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[FlakyStore]:
-    flaky = FlakyStore(open_store(f"sqlite:///{tmp_path / 'state.db'}", events_per_user=200))
+def store(tmp_path: Path) -> Iterator[Switchable]:
+    flaky = flaky_store(open_store(f"sqlite:///{tmp_path / 'state.db'}", events_per_user=200))
     yield flaky
     flaky.close()
 
 
 @pytest.fixture
-def model(index: SlowIndex, store: FlakyStore, items) -> FakeModel:
+def model(index: Switchable, store: Switchable, items) -> FakeModel:
     fake = FakeModel(index, items)
     deploy(fake, store, items)
     fake.items.sync(store)
