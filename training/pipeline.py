@@ -73,9 +73,10 @@ def train_bundle(
 
     rankers = {}
     for name in dict.fromkeys((cfg.ranker.name, *cfg.baselines)):
-        run = train_ranker(splits, dataset.ranker_features(), cfg.ranker_for(name), cfg.seed)
-        rankers[name] = run
-        step(f"ranker {name}: {_rounded(rankers[name].metrics)}")
+        run = rankers[name] = train_ranker(
+            splits, dataset.ranker_features(), cfg.ranker_for(name), cfg.seed
+        )
+        step(f"ranker {name}: {_rounded(run.metrics)}")
 
     data = build_retrieval_data(dataset, splits.history, splits.encoder)
     towers = train_towers(data, splits.encoder, cfg, cfg.seed)

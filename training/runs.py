@@ -26,7 +26,7 @@ from training.fit import fit_ranker, fit_towers, predict
 from training.models.dssm import build_towers
 from training.models.ranker_config import RankerConfig
 from training.models.rankers import build_ranker, input_features, ranker_features
-from training.retrieval_data import EvalUsers, RetrievalData
+from training.retrieval_data import RetrievalData
 
 
 @dataclass
@@ -100,19 +100,6 @@ def validation_recall(data: RetrievalData, k: int) -> Callable[[np.ndarray, np.n
     return score
 
 
-def tower_metrics(
-    towers: tuple[keras.Model, keras.Model], items: Arrays, users: EvalUsers, ks: Sequence[int]
-) -> dict[str, float]:
-    user_tower, item_tower = towers
-    return retrieval_metrics(
-        predict(user_tower, users.arrays),
-        predict(item_tower, items),
-        users.seen,
-        users.positives,
-        ks,
-    )
-
-
 def train_towers(
     data: RetrievalData, encoder: FeatureEncoder, cfg: TrainConfig, seed: int
 ) -> TowerRun:
@@ -133,5 +120,12 @@ def train_towers(
         user_key=encoder.schema.user_key,
     )
     seconds = time.perf_counter() - started
-    metrics = tower_metrics(towers, data.items, data.test, cfg.eval_ks)
+    test = data.test
+    metrics = retrieval_metrics(
+        predict(towers[0], test.arrays),
+        predict(towers[1], data.items),
+        test.seen,
+        test.positives,
+        cfg.eval_ks,
+    )
     return TowerRun(*towers, {**metrics, "train_seconds": seconds, **fitted})
