@@ -63,10 +63,11 @@ def create_app(
         index, store = adapters(settings)
         runtime = Runtime(settings, index, store, metrics, load_model)
         tasks: list[asyncio.Task] = []
+        recommender: Recommender | None = None
         try:
             await runtime.start()
             app.state.runtime = runtime
-            app.state.recommender = Recommender(index, store, settings, metrics)
+            app.state.recommender = recommender = Recommender(index, store, settings, metrics)
             tasks.append(asyncio.create_task(runtime.sync_forever(), name="sync"))
             if settings.index_worker:
                 tasks.append(asyncio.create_task(IndexWorker(runtime).run_forever(), name="worker"))
@@ -78,6 +79,8 @@ def create_app(
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            if recommender is not None:
+                recommender.close()
             index.close()
             store.close()
 

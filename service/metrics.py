@@ -9,6 +9,7 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64)
 
 
 class Metrics:
@@ -28,6 +29,20 @@ class Metrics:
         self.stage = Histogram(
             "rec_stage_duration_seconds",
             "Duration of each recommendation stage.",
+            ["stage"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.batch_size = Histogram(
+            "rec_batch_size",
+            "Requests served together by one call of a batched stage.",
+            ["stage"],
+            buckets=BATCH_BUCKETS,
+            registry=r,
+        )
+        self.batch_wait = Histogram(
+            "rec_batch_wait_seconds",
+            "Time a request waited for its batched stage to start.",
             ["stage"],
             buckets=LATENCY_BUCKETS,
             registry=r,

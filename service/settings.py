@@ -64,6 +64,16 @@ class Settings(BaseSettings):
         300, gt=0, description="Deadline of the ranker; past it: retrieval order."
     )
     onnx_threads: int = Field(1, ge=1, description="Intra-op threads per ONNX session.")
+    batch_max: int = Field(
+        32, ge=1, le=256, description="Most requests one batched stage (search, ranker) serves."
+    )
+    batch_window_ms: float = Field(
+        1.0,
+        ge=0,
+        le=50,
+        description="Longest a batched stage waits for more requests, only while under load "
+        "(a lone request never waits).",
+    )
     history_length: int = Field(
         50, ge=1, description="Recent events read per request (history features, seen items)."
     )

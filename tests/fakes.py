@@ -99,14 +99,17 @@ class FakeModel:
     def knows_user(self, user_id: str) -> bool:
         return user_id in self.encoder.vocabs["user_id"]
 
-    def encode_user(self, row: Mapping[str, Any]) -> EncodedUser:
-        return self.encoder.encode_rows([row], SCHEMA.on("user", "context"))
+    def encode_users(self, rows: Sequence[Mapping[str, Any]]) -> EncodedUser:
+        return self.encoder.encode_rows(rows, SCHEMA.on("user", "context"))
 
-    def embed_user(self, user: EncodedUser) -> np.ndarray:
-        recent = [i for i in user["recent"][0] if i != 0]
+    def embed_users(self, users: EncodedUser) -> np.ndarray:
+        return np.stack([self._embed(users, row) for row in range(len(users["user_id"]))])
+
+    def _embed(self, users: EncodedUser, row: int) -> np.ndarray:
+        recent = [i for i in users["recent"][row] if i != 0]
         vector = (
-            self.tables["user_id"][user["user_id"][0, 0]]
-            + self.tables["device"][user["device"][0, 0]]
+            self.tables["user_id"][users["user_id"][row, 0]]
+            + self.tables["device"][users["device"][row, 0]]
         )
         if recent:
             vector = vector + 3 * self.tables["item_id"][recent].mean(axis=0)
@@ -116,13 +119,16 @@ class FakeModel:
         arrays, _known = self.items.gather(item_ids)
         return arrays
 
-    def score(self, user: EncodedUser, items: Mapping[str, np.ndarray]) -> np.ndarray:
+    def score(
+        self, users: EncodedUser, owners: np.ndarray, items: Mapping[str, np.ndarray]
+    ) -> np.ndarray:
         if self.rank_delay_s:
             time.sleep(self.rank_delay_s)
         if self.rank_error is not None:
             raise self.rank_error
         vectors = self._unit(self.tables["item_id"][items["item_id"][:, 0]])
-        logits = 3 * vectors @ self.embed_user(user) + items["quality"][:, 0]
+        user_vectors = self.embed_users(users)[owners]
+        logits = 3 * (vectors * user_vectors).sum(axis=1) + items["quality"][:, 0]
         return 1 / (1 + np.exp(-logits))
 
     def check_items(self, rows: Sequence[Mapping[str, Any]]) -> list[str]:
@@ -163,10 +169,10 @@ class FakeModel:
 
 class Switchable:
     """A real adapter whose every call (but ``close``) raises ``error`` while ``down`` is set,
-    and whose ``slow_method`` first sleeps ``delay_s``."""
+    and whose ``slow_methods`` first sleep ``delay_s``."""
 
-    def __init__(self, target: Any, error: Exception, slow_method: str = "") -> None:
-        self._target, self._error, self._slow_method = target, error, slow_method
+    def __init__(self, target: Any, error: Exception, slow_methods: tuple[str, ...] = ()) -> None:
+        self._target, self._error, self._slow_methods = target, error, slow_methods
         self.down = False
         self.delay_s = 0.0
 
@@ -176,7 +182,7 @@ class Switchable:
         def call(*args: Any, **kwargs: Any) -> Any:
             if self.down and name != "close":
                 raise self._error
-            if name == self._slow_method and self.delay_s:
+            if name in self._slow_methods and self.delay_s:
                 time.sleep(self.delay_s)
             return method(*args, **kwargs)
 
@@ -190,7 +196,7 @@ def flaky_store(store: StateStore) -> Switchable:
 
 def slow_index(index: VectorIndex) -> Switchable:
     """A real index whose searches take ``delay_s`` longer, unreachable while ``down`` is set."""
-    return Switchable(index, IndexUnavailable("fake index: unreachable"), "search")
+    return Switchable(index, IndexUnavailable("fake index: unreachable"), ("search", "search_many"))
 
 
 def fake_loader(models: Mapping[str, FakeModel], calls: list[str] | None = None) -> ModelLoader:

@@ -63,6 +63,7 @@ def serve(
         port=settings.port,
         workers=settings.workers,
         log_config=None,
+        access_log=False,  # the middleware logs each request, with its id
     )
 
 

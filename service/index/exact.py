@@ -18,6 +18,7 @@ from service.index.port import (
     CollectionMismatch,
     CollectionNotFound,
     FilterValue,
+    HitColumns,
     ScalarField,
     SearchHit,
     collection_name,
@@ -135,6 +136,16 @@ class ExactIndex:
             top = np.argpartition(-scores, k - 1)[:k]
             top = top[np.argsort(-scores[top], kind="stable")]
             return [SearchHit(c.ids[candidates[i]], float(scores[i])) for i in top]
+
+    def search_many(
+        self,
+        version: str,
+        vectors: np.ndarray,
+        limit: int,
+        filter: Mapping[str, Sequence[FilterValue]] | None = None,
+    ) -> list[HitColumns]:
+        found = [self.search(version, v, limit, filter) for v in np.atleast_2d(vectors)]
+        return [HitColumns([h.item_id for h in hits], [h.score for h in hits]) for hits in found]
 
     def count(self, version: str) -> int:
         return len(self._get(version).ids)

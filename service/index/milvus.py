@@ -33,7 +33,7 @@ from typing import Any, Literal, TypeVar
 import numpy as np
 from pymilvus import MilvusClient
 
-from service.index import checks, milvus_expr
+from service.index import checks, milvus_expr, milvus_search
 from service.index.milvus_conn import MilvusConnection
 from service.index.milvus_schema import (
     ID_FIELD,
@@ -48,6 +48,7 @@ from service.index.port import (
     CollectionMismatch,
     CollectionNotFound,
     FilterValue,
+    HitColumns,
     IndexConfigError,
     ScalarField,
     SearchHit,
@@ -162,11 +163,33 @@ class MilvusIndex:
     ) -> list[SearchHit]:
         stored = self._stored(collection_name(version))
         query = checks.normalized_query(vector, stored.dim)
+        hits = self._search(stored, query[None, :], limit, filter, exclude_ids)[0]
+        return [SearchHit(i, float(d)) for i, d in zip(hits.ids, hits.scores, strict=True)]
+
+    def search_many(
+        self,
+        version: str,
+        vectors: np.ndarray,
+        limit: int,
+        filter: Mapping[str, Sequence[FilterValue]] | None = None,
+    ) -> list[HitColumns]:
+        stored = self._stored(collection_name(version))
+        queries = np.stack([checks.normalized_query(v, stored.dim) for v in vectors])
+        return self._search(stored, queries, limit, filter, ())
+
+    def _search(
+        self,
+        stored: StoredCollection,
+        queries: np.ndarray,
+        limit: int,
+        filter: Mapping[str, Sequence[FilterValue]] | None,
+        exclude_ids: Sequence[str],
+    ) -> list[HitColumns]:
         limit = checks.check_limit(limit)
         excluded = checks.check_exclusions(exclude_ids)
         conditions = checks.check_filter(stored.fields, filter)
         if any(not values for _, values in conditions):
-            return []
+            return [HitColumns([], []) for _ in queries]
         expr = milvus_expr.search_expression(conditions, excluded)
         params = self._search_params(stored.name, limit)
         result = self._rpc(
@@ -174,7 +197,7 @@ class MilvusIndex:
             stored.name,
             lambda c: c.search(
                 stored.name,
-                data=[query.tolist()],
+                data=queries.tolist(),
                 filter=expr,
                 limit=limit,
                 search_params=params,
@@ -182,8 +205,7 @@ class MilvusIndex:
                 consistency_level=SEARCH_CONSISTENCY,
             ),
         )
-        hits = result[0]
-        return [SearchHit(str(i), float(d)) for i, d in zip(hits.ids, hits.distances, strict=True)]
+        return [milvus_search.columns(hits) for hits in result]
 
     def count(self, version: str) -> int:
         name = self._stored(collection_name(version)).name

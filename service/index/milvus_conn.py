@@ -16,7 +16,7 @@ import grpc
 from pymilvus import MilvusClient
 from pymilvus.exceptions import ConnectionConfigException, MilvusException
 
-from service.index import lite_files
+from service.index import lite_files, milvus_search
 from service.index.port import (
     CollectionNotFound,
     IndexConfigError,
@@ -105,7 +105,7 @@ class MilvusConnection:
 
     def _new_client(self, uri: str) -> MilvusClient:
         try:
-            return MilvusClient(
+            client = MilvusClient(
                 uri=uri,
                 token=self._token,
                 db_name=self._db_name,
@@ -118,6 +118,8 @@ class MilvusConnection:
             raise self._lite_locked() from None
         except (MilvusException, grpc.RpcError) as e:
             raise self._unavailable("connect", e) from None
+        milvus_search.decode_columns(client)
+        return client
 
     def _lite_locked(self) -> IndexUnavailable:
         return IndexUnavailable(

@@ -36,6 +36,14 @@ class SearchHit:
     score: float
 
 
+@dataclass(frozen=True)
+class HitColumns:
+    """One query's hits, best first, as columns: ids and scores in the same order."""
+
+    ids: list[str]
+    scores: list[float]
+
+
 class VectorIndexError(Exception):
     """Base of every error a vector index raises."""
 
@@ -124,6 +132,17 @@ class VectorIndex(Protocol):
         `string_array` field: shares at least one value); fields are ANDed. `exclude_ids`
         (at most 1000) are never returned.
         """
+        ...
+
+    def search_many(
+        self,
+        version: str,
+        vectors: np.ndarray,
+        limit: int,
+        filter: Mapping[str, Sequence[FilterValue]] | None = None,
+    ) -> list[HitColumns]:
+        """`search` for each row of a `[n, dim]` batch of queries in one call (the same limit
+        and filter for all), one `HitColumns` per query."""
         ...
 
     def count(self, version: str) -> int:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+import numpy as np
+
 from service.bundle import BundleError, load_bundle
 from service.bundle.manifest import RANKER
 from service.index import VectorIndex, VectorIndexError
@@ -60,6 +62,7 @@ def load_serving_model(
 
 def warm(model: ServingModel) -> None:
     """One user embedding and one full-size ranker batch, so the first request is not slow."""
-    user = model.encode_user({})
-    model.embed_user(user)
-    model.score(user, model.gather(model.items.item_ids()[:WARM_ROWS] or [""]))
+    user = model.encode_users([{}])
+    model.embed_users(user)
+    ids = model.items.item_ids()[:WARM_ROWS] or [""]
+    model.score(user, np.zeros(len(ids), np.int64), model.gather(ids))

@@ -64,22 +64,21 @@ class ServingModel:
     def knows_user(self, user_id: str) -> bool:
         return user_id in self._user_ids
 
-    def encode_user(self, row: Mapping[str, Any]) -> EncodedUser:
-        return self._encoder.encode_rows([row], self._request_features)
+    def encode_users(self, rows: Sequence[Mapping[str, Any]]) -> EncodedUser:
+        return self._encoder.encode_rows(rows, self._request_features)
 
-    def embed_user(self, user: EncodedUser) -> np.ndarray:
-        return self._user_tower.run(user)[0]
+    def embed_users(self, users: EncodedUser) -> np.ndarray:
+        return self._user_tower.run(users)
 
     def gather(self, item_ids: Sequence[str]) -> Arrays:
         arrays, _known = self.items.gather(item_ids)
         return arrays
 
-    def score(self, user: EncodedUser, items: Arrays) -> np.ndarray:
-        """The ranker's batch: the gathered item features beside the request's user-side
-        inputs repeated once per item, scored in one run."""
-        n = len(next(iter(items.values())))
+    def score(self, users: EncodedUser, owners: np.ndarray, items: Arrays) -> np.ndarray:
+        """The ranker's batch: the gathered item features beside their requests' user-side
+        inputs (row ``owners[i]`` for item ``i``), scored in one run."""
         batch = dict(items)
-        batch.update({name: np.repeat(user[name], n, axis=0) for name in self._ranker_user_inputs})
+        batch.update({name: users[name][owners] for name in self._ranker_user_inputs})
         try:
             return self._ranker.run(batch).reshape(-1)
         except ModelRunError as exc:

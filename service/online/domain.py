@@ -3,6 +3,7 @@ candidates and the answer. Plain dataclasses; nothing here knows a bundle, Milvu
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -71,6 +72,37 @@ class Candidate:
     item_id: str
     retrieval_score: float | None
     source: Source
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """A request's candidates in retrieval order, as columns (N candidates are not N objects
+    on the hot path); iterating gives each as a `Candidate`."""
+
+    ids: list[str]
+    scores: list[float] | None  # None: not retrieved by score (popular items)
+    source: Source
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __iter__(self) -> Iterator[Candidate]:
+        for n, item_id in enumerate(self.ids):
+            yield self.at(n, item_id)
+
+    def at(self, n: int, item_id: str | None = None) -> Candidate:
+        score = None if self.scores is None else self.scores[n]
+        return Candidate(self.ids[n] if item_id is None else item_id, score, self.source)
+
+    @classmethod
+    def kept(
+        cls, ids: list[str], scores: list[float], exclusions: Exclusions, limit: int
+    ) -> Candidates:
+        """The first ``limit`` hits that are not excluded."""
+        if not len(exclusions):
+            return cls(ids[:limit], scores[:limit], "retrieval")
+        keep = [n for n, item_id in enumerate(ids) if item_id not in exclusions][:limit]
+        return cls([ids[n] for n in keep], [scores[n] for n in keep], "retrieval")
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,8 @@ from service.state import StateStore
 from service.validation import RequestRules
 
 EncodedUser = Mapping[str, np.ndarray]
-"""A request's user + context row, encoded once; both the user tower and the ranker read it."""
+"""Requests' user + context rows (one row per request), encoded once; both the user tower and
+the ranker read them."""
 
 ItemFeatures = Any
 """The candidates' features as a ranker gathered them; opaque to the pipeline."""
@@ -34,12 +35,12 @@ class ModelLoadError(RuntimeError):
 
 
 class UserEncoder(Protocol):
-    def encode_user(self, row: Mapping[str, Any]) -> EncodedUser:
-        """Encode raw user + context features; a value the model never saw encodes as unknown."""
+    def encode_users(self, rows: Sequence[Mapping[str, Any]]) -> EncodedUser:
+        """Encode raw user + context rows; a value the model never saw encodes as unknown."""
         ...
 
-    def embed_user(self, user: EncodedUser) -> np.ndarray:
-        """The user vector, ``[dim]``, unit length."""
+    def embed_users(self, users: EncodedUser) -> np.ndarray:
+        """The user vectors, ``[rows, dim]``, unit length."""
         ...
 
 
@@ -48,8 +49,9 @@ class Ranker(Protocol):
         """The items' features; an id not in the catalog gets the unknown item's."""
         ...
 
-    def score(self, user: EncodedUser, items: ItemFeatures) -> np.ndarray:
-        """One score per gathered item, ``[n]``; raises `RankerError` if the model fails."""
+    def score(self, users: EncodedUser, owners: np.ndarray, items: ItemFeatures) -> np.ndarray:
+        """One score per gathered item, ``[n]``, item ``i`` for user row ``owners[i]`` (several
+        requests in one run); raises `RankerError` if the model fails."""
         ...
 
 

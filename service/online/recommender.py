@@ -1,5 +1,6 @@
-"""The recommendation orchestrator: runs the stages off the event loop, times each one,
-applies deadlines and falls back with a named reason instead of failing.
+"""The recommendation orchestrator: runs the stages off the event loop in batches shared by
+concurrent requests, times each one, applies deadlines (from the moment a request joins a
+stage's queue) and falls back with a named reason instead of failing.
 
 - store unavailable -> context-only user (``store_unavailable``);
 - vector search unavailable or past its deadline -> popular items (``index_unavailable`` /
@@ -16,64 +17,69 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
 
 import numpy as np
 
 from service.features import EncodingError
 from service.index import IndexUnavailable, InvalidFilter, VectorIndex
 from service.metrics import Metrics
+from service.online.batched import (
+    Ranked,
+    RankJob,
+    RankStage,
+    SearchJob,
+    SearchStage,
+    ServedUser,
+    UserStage,
+)
+from service.online.batcher import Batcher
 from service.online.clock import StageClock, off_loop
 from service.online.domain import (
-    Candidate,
+    Candidates,
     Exclusions,
     FallbackReason,
     Recommendation,
     RecommendationQuery,
     RecommendedItem,
-    UserState,
 )
-from service.online.ports import EncodedUser, RankerError, ServableModel
-from service.online.stages import (
-    is_cold_start,
-    load_user_state,
-    popular,
-    retrieve,
-    top_k,
-    user_row,
-)
+from service.online.ports import RankerError, ServableModel
+from service.online.stages import is_cold_start, popular, top_k
 from service.settings import Settings
-from service.state import StateStore, StoreError
+from service.state import StateStore
 from service.validation import InvalidInput, check_request_names
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class _User:
-    state: UserState
-    encoded: EncodedUser
-    vector: np.ndarray
-
-
 class Recommender:
+    """Serves concurrent requests through three batched stages (user, search, rank), each a
+    thread that takes every request waiting (`service.online.batcher`)."""
+
     def __init__(
         self, index: VectorIndex, store: StateStore, settings: Settings, metrics: Metrics
     ) -> None:
         self._index, self._store, self._settings, self._metrics = index, store, settings, metrics
+        batching = {"max_batch": settings.batch_max, "window_s": settings.batch_window_ms / 1000}
+        users = UserStage(store, settings.history_length)
+        self._users = Batcher("user", users, metrics, **batching)
+        self._search = Batcher("search", SearchStage(index), metrics, **batching)
+        self._rank = Batcher("rank", RankStage(store), metrics, **batching)
+
+    def close(self) -> None:
+        for batcher in (self._users, self._search, self._rank):
+            batcher.close()
 
     async def recommend(self, model: ServableModel, query: RecommendationQuery) -> Recommendation:
-        """Three hops off the event loop: the user (state + tower), the search, the ranker.
-        ``model`` is the snapshot this request is served with, from start to end."""
+        """``model`` is the snapshot this request is served with, from start to end."""
         check_request_names(model.rules, query.context, query.user_features, query.filter)
         clock = StageClock(self._metrics)
-        user, store_problem = await off_loop(lambda: self._user(model, query, clock))
+        user = await self._user(model, query, clock)
         exclusions = Exclusions.of(query, user.state)
         candidates, index_problem = await self._candidates(
             model, query, user.vector, exclusions, clock
         )
-        items, ranker_problem = await self._ranked(model, user.encoded, candidates, query.k, clock)
-        reasons = [r for r in (index_problem, ranker_problem, store_problem) if r is not None]
+        items, ranker_problem = await self._ranked(model, user, candidates, query.k, clock)
+        reasons = [r for r in (index_problem, ranker_problem, user.problem) if r is not None]
         for reason in reasons:
             self._metrics.fallbacks.labels(reason).inc()
         cold_start = is_cold_start(model, user.state)
@@ -90,23 +96,16 @@ class Recommender:
             timings_ms=clock.total(),
         )
 
-    def _user(
+    async def _user(
         self, model: ServableModel, query: RecommendationQuery, clock: StageClock
-    ) -> tuple[_User, FallbackReason | None]:
-        problem: FallbackReason | None = None
-        with clock.stage("user_state"):
-            try:
-                state = load_user_state(self._store, query.user_id, self._settings.history_length)
-            except StoreError as exc:
-                log.warning("user state unavailable: %s", exc)
-                state, problem = UserState(query.user_id, None, []), "store_unavailable"
-        with clock.stage("user_tower"):
-            row = user_row(model.rules, state, query.context, query.user_features)
-            try:
-                encoded = model.encode_user(row)
-            except EncodingError as exc:
-                raise _request_error(query, exc) from None
-            return _User(state, encoded, model.embed_user(encoded)), problem
+    ) -> ServedUser:
+        try:
+            user: ServedUser = await self._users.submit((model, query))
+        except EncodingError as exc:
+            raise _request_error(query, exc) from None
+        for name, seconds in user.seconds.items():
+            clock.record(name, seconds)
+        return user
 
     async def _candidates(
         self,
@@ -115,14 +114,12 @@ class Recommender:
         vector: np.ndarray,
         exclusions: Exclusions,
         clock: StageClock,
-    ) -> tuple[list[Candidate], FallbackReason | None]:
+    ) -> tuple[Candidates, FallbackReason | None]:
         limit = max(query.candidates, query.k)
+        job = SearchJob(model, vector, limit, query.filter, exclusions)
         started = time.perf_counter()
         try:
-            found = await off_loop(
-                lambda: retrieve(self._index, model, vector, limit, query.filter, exclusions),
-                self._settings.search_deadline_ms,
-            )
+            found = await self._search.submit(job, self._settings.search_deadline_ms / 1000)
             return found, None
         except InvalidFilter as exc:
             raise InvalidInput(str(exc), "filter") from None
@@ -142,58 +139,36 @@ class Recommender:
     async def _ranked(
         self,
         model: ServableModel,
-        user: EncodedUser,
-        candidates: list[Candidate],
+        user: ServedUser,
+        candidates: Candidates,
         k: int,
         clock: StageClock,
     ) -> tuple[list[RecommendedItem], FallbackReason | None]:
         if not candidates:
             return [], None
+        job = RankJob(model, user.encoded, candidates)
         try:
-            scores = await off_loop(
-                lambda: self._score(model, user, candidates, clock),
-                self._settings.rank_deadline_ms,
-            )
+            ranked: Ranked = await self._rank.submit(job, self._settings.rank_deadline_ms / 1000)
         except TimeoutError:
             log.warning("ranker past its deadline; serving retrieval order")
             return _retrieval_order(candidates, k), "ranker_timeout"
         except RankerError:
             log.warning("ranker failed; serving retrieval order", exc_info=True)
             return _retrieval_order(candidates, k), "ranker_failed"
-        return [
-            RecommendedItem(
-                candidates[i].item_id,
-                float(scores[i]),
-                candidates[i].retrieval_score,
-                candidates[i].source,
-            )
-            for i in top_k(scores, k)
-        ], None
-
-    def _score(
-        self,
-        model: ServableModel,
-        user: EncodedUser,
-        candidates: list[Candidate],
-        clock: StageClock,
-    ) -> np.ndarray:
-        ids = [c.item_id for c in candidates]
-        if any(i not in model.items for i in ids):  # added by another process just now
-            with clock.stage("catalog_sync"):
-                try:
-                    model.items.sync(self._store)
-                except StoreError as exc:
-                    log.warning("catalog sync failed, ranking with what is known: %s", exc)
-        with clock.stage("gather"):
-            items = model.gather(ids)
-        with clock.stage("rank"):
-            return model.score(user, items)
+        for name, seconds in ranked.seconds.items():
+            clock.record(name, seconds)
+        scores = ranked.scores
+        items = []
+        for i in top_k(scores, k).tolist():
+            c = candidates.at(i)
+            items.append(RecommendedItem(c.item_id, float(scores[i]), c.retrieval_score, c.source))
+        return items, None
 
 
-def _retrieval_order(candidates: list[Candidate], k: int) -> list[RecommendedItem]:
+def _retrieval_order(candidates: Candidates, k: int) -> list[RecommendedItem]:
     return [
         RecommendedItem(c.item_id, c.retrieval_score, c.retrieval_score, c.source)
-        for c in candidates[:k]
+        for c in (candidates.at(n) for n in range(min(k, len(candidates))))
     ]
 
 

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from service.index import VectorIndex
-from service.online.domain import Candidate, Exclusions, UserState
+from service.online.domain import Candidates, Exclusions, UserState
 from service.online.ports import ServableModel
 from service.state import StateStore, StoreError
 from service.validation import RequestRules
@@ -51,10 +51,12 @@ def retrieve(
     limit: int,
     filters: Mapping[str, Sequence[Any]] | None,
     exclusions: Exclusions,
-) -> list[Candidate]:
-    """The index's top ``limit`` for the user vector, without any excluded id."""
+) -> Candidates:
+    """The index's top ``limit`` for the user vector, without any excluded id (the first
+    ones excluded inside the search, every one after it)."""
     hits = index.search(model.version, vector, limit, filters or None, exclusions.for_index())
-    return [Candidate(h.item_id, h.score, "retrieval") for h in hits if h.item_id not in exclusions]
+    ids, scores = [h.item_id for h in hits], [h.score for h in hits]
+    return Candidates.kept(ids, scores, exclusions, limit)
 
 
 def popular(
@@ -63,7 +65,7 @@ def popular(
     limit: int,
     filters: Mapping[str, Sequence[Any]] | None,
     exclusions: Exclusions,
-) -> list[Candidate]:
+) -> Candidates:
     """Most-read items from the event counts (when the store answers), then the bundle's
     training popularity; only catalog items (when there is a catalog) that pass the filters and
     are not excluded."""
@@ -73,16 +75,16 @@ def popular(
         counted = []
     ordered = dict.fromkeys([*counted, *model.popular_items])
     has_catalog = len(model.items) > 0
-    out: list[Candidate] = []
+    out: list[str] = []
     for item_id in ordered:
         if item_id in exclusions or (has_catalog and item_id not in model.items):
             continue
         if filters and not model.items.matches(item_id, filters):
             continue
-        out.append(Candidate(item_id, None, "popular"))
+        out.append(item_id)
         if len(out) == limit:
             break
-    return out
+    return Candidates(out, None, "popular")
 
 
 def top_k(scores: np.ndarray, k: int) -> np.ndarray:

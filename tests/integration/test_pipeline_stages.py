@@ -34,7 +34,7 @@ def served(posts_bundle: Path, posts_dir: Path, tmp_path_factory):
 
 
 def embed(model, row: dict) -> np.ndarray:
-    return model.embed_user(model.encode_user(row))
+    return model.embed_users(model.encode_users([row]))[0]
 
 
 def test_user_row_layers_profile_request_context_and_history(served):
@@ -124,10 +124,10 @@ def test_ranker_scores_candidates_in_one_batch_and_top_k_is_stable(served):
     model, _, store = served
     row = {"client_id": "u1", "read_post_id": ["p1"], "client_type": "ios"}
     ids = ["p1", "p2", "unknown-item", "p3"]
-    user = model.encode_user(row)
-    scores = model.score(user, model.gather(ids))
+    user = model.encode_users([row])
+    scores = model.score(user, np.zeros(len(ids), np.int64), model.gather(ids))
     assert scores.shape == (4,) and ((scores > 0) & (scores < 1)).all()
-    one_by_one = [model.score(user, model.gather([i]))[0] for i in ids]
+    one_by_one = [model.score(user, np.zeros(1, np.int64), model.gather([i]))[0] for i in ids]
     np.testing.assert_allclose(scores, one_by_one, rtol=1e-5)
     catalog = {c.item_id: c.row for c in store.changes_since(0, 100_000)}
     item_names = [f.name for f in model.items.features]

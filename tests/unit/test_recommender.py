@@ -27,11 +27,15 @@ def metrics() -> Metrics:
 def recommend(index, store, model, make_settings, metrics):
     """``await recommend(user_id, **query)`` with settings overridable per test."""
 
-    async def run(user_id: str = "known", settings: dict | None = None, **query):
-        recommender = Recommender(index, store, make_settings(**(settings or {})), metrics)
-        return await recommender.recommend(model, RecommendationQuery(user_id, **query))
+    made: list[Recommender] = []
 
-    return run
+    async def run(user_id: str = "known", settings: dict | None = None, **query):
+        made.append(Recommender(index, store, make_settings(**(settings or {})), metrics))
+        return await made[-1].recommend(model, RecommendationQuery(user_id, **query))
+
+    yield run
+    for recommender in made:
+        recommender.close()
 
 
 def counted(metrics: Metrics, name: str, **labels: str) -> float:
@@ -47,7 +51,8 @@ async def test_ranked_by_the_ranker_not_by_retrieval(recommend, model):
     retrieval = [i.retrieval_score for i in answer.items]
     assert retrieval != sorted(retrieval, reverse=True)  # the ranker reordered the candidates
     ids = [i.item_id for i in answer.items]
-    expected = model.score(model.encode_user({"user_id": "known"}), model.gather(ids))
+    user = model.encode_users([{"user_id": "known"}])
+    expected = model.score(user, np.zeros(len(ids), np.int64), model.gather(ids))
     np.testing.assert_allclose(scores, expected, rtol=1e-6)
     assert {"user_state", "user_tower", "search", "gather", "rank", "total"} <= set(
         answer.timings_ms

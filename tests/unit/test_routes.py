@@ -11,6 +11,7 @@ import anyio
 import httpx
 import pytest
 
+from service.api.schemas import RecommendationResponse
 from service.app import create_app
 from service.online.ports import RankerError
 from tests.fakes import FakeModel, fake_loader
@@ -62,6 +63,7 @@ async def test_recommendations_over_http(client):
     assert len(body["items"]) == 5 and body["model_version"] == "fake_1"
     assert body["ranker"] == "dot" and body["degraded"] is False
     assert body["request_id"] == r.headers["x-request-id"]
+    assert RecommendationResponse.model_validate_json(r.content).model_dump() == body
 
 
 @pytest.mark.parametrize(
@@ -177,3 +179,4 @@ async def test_a_store_outage_degrades_recommendations_over_http(client, store):
     store.down = True
     r = await client.post("/v1/recommendations", json={"user_id": "known", "k": 3})
     assert r.status_code == 200 and r.json()["fallback_reason"] == "store_unavailable"
+    RecommendationResponse.model_validate_json(r.content)  # a degraded answer keeps the schema
