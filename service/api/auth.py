@@ -35,9 +35,10 @@ def _check(request: Request, admin: bool) -> None:
         raise ApiError(401, f"invalid {HEADER}", HEADER)
 
 
-def require_api_key(request: Request) -> None:
+async def require_api_key(request: Request) -> None:
+    """``async`` so FastAPI runs it on the loop, not in a worker thread (it never blocks)."""
     _check(request, admin=False)
 
 
-def require_admin_key(request: Request) -> None:
+async def require_admin_key(request: Request) -> None:
     _check(request, admin=True)

@@ -1,4 +1,7 @@
-"""What routes take from the app: the runtime, the current model, the recommender."""
+"""What routes take from the app: the runtime, the current model, the recommender.
+
+Dependencies are ``async def`` although none awaits: FastAPI runs a plain ``def`` dependency in
+a worker thread, a thread hop per dependency and request for a dictionary lookup."""
 
 from __future__ import annotations
 
@@ -11,15 +14,15 @@ from service.online.recommender import Recommender
 from service.online.runtime import Runtime
 
 
-def runtime(request: Request) -> Runtime:
+async def runtime(request: Request) -> Runtime:
     return request.app.state.runtime
 
 
-def recommender(request: Request) -> Recommender:
+async def recommender(request: Request) -> Recommender:
     return request.app.state.recommender
 
 
-def current_model(request: Request) -> ServableModel:
+async def current_model(request: Request) -> ServableModel:
     """The model this request is served with, from start to end (a reload swaps the runtime's
     reference, never this one)."""
     model = request.app.state.runtime.model

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable, Mapping, Sequence
+from itertools import repeat
 from typing import Any
 
 import numpy as np
@@ -45,6 +46,10 @@ class ItemTable:
 
     def __contains__(self, item_id: str) -> bool:
         return item_id in self._row_of
+
+    def has_all(self, item_ids: Iterable[str]) -> bool:
+        """Whether every id is in the table (one set comparison, not a lookup per id)."""
+        return self._row_of.keys() >= set(item_ids)
 
     def item_ids(self) -> list[str]:
         with self._lock:
@@ -107,9 +112,8 @@ class ItemTable:
     def gather(self, item_ids: Sequence[str]) -> tuple[Arrays, np.ndarray]:
         """The encoded features of ``item_ids`` (unknown ids get row 0) and a mask of known ones."""
         with self._lock:
-            rows = np.fromiter(
-                (self._row_of.get(i, UNKNOWN_ROW) for i in item_ids), np.int64, len(item_ids)
-            )
+            row_of = self._row_of.get
+            rows = np.fromiter(map(row_of, item_ids, repeat(UNKNOWN_ROW)), np.int64, len(item_ids))
             arrays = {name: values[rows] for name, values in self._arrays.items()}
         return arrays, rows != UNKNOWN_ROW
 

@@ -183,7 +183,7 @@ class RankStage:
     def _rank(self, model: ServableModel, jobs: list[RankJob]) -> list[Ranked]:
         seconds: dict[str, float] = {}
         ids = [item_id for job in jobs for item_id in job.candidates.ids]
-        if any(i not in model.items for i in ids):  # added by another process just now
+        if not model.items.has_all(ids):  # some added by another process just now
             started = time.perf_counter()
             try:
                 model.items.sync(self._store)

@@ -7,7 +7,7 @@ without a trained bundle. The pipeline reads a model only through these.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -61,6 +61,10 @@ class Catalog(Protocol):
     def __contains__(self, item_id: object) -> bool: ...
 
     def __len__(self) -> int: ...
+
+    def has_all(self, item_ids: Iterable[str]) -> bool:
+        """Whether every id is in the catalog."""
+        ...
 
     def matches(self, item_id: str, filters: Mapping[str, Sequence[Any]]) -> bool:
         """Whether the item passes ``filters`` (field -> accepted values), as the index would."""
