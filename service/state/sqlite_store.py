@@ -35,6 +35,7 @@ CREATE TABLE IF NOT EXISTS events (
     type TEXT NOT NULL, ts REAL NOT NULL, weight REAL NOT NULL);
 CREATE INDEX IF NOT EXISTS events_by_user ON events (user_id, id);
 CREATE TABLE IF NOT EXISTS popularity (item_id TEXT PRIMARY KEY, score REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS popularity_by_score ON popularity (score DESC, item_id);
 CREATE TABLE IF NOT EXISTS items (
     item_id TEXT PRIMARY KEY, row TEXT, seq INTEGER NOT NULL, pending INTEGER NOT NULL,
     lease_until REAL NOT NULL DEFAULT 0, indexed_seq INTEGER NOT NULL DEFAULT 0,
