@@ -109,9 +109,9 @@ def _encode(model: ServableModel, rows: list[dict[str, Any]]) -> list[Any]:
     not encode (that row gets its `EncodingError`)."""
     try:
         users = model.encode_users(rows)
-    except EncodingError:
+    except EncodingError as exc:
         if len(rows) == 1:
-            raise
+            return [exc]
         return [_encode(model, [row])[0] for row in rows]
     vectors = model.embed_users(users)
     return [({k: v[n : n + 1] for k, v in users.items()}, vectors[n]) for n in range(len(rows))]
