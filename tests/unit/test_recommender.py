@@ -3,6 +3,7 @@ filters and the errors that must not be served as a fallback."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import numpy as np
@@ -194,6 +195,24 @@ async def test_what_the_model_cannot_take_is_invalid_input(recommend, query, fie
     with pytest.raises(InvalidInput) as caught:
         await recommend(k=5, **query)
     assert caught.value.field == field
+
+
+async def test_a_bad_row_fails_only_its_own_request_in_a_batch(index, store, model, make_settings):
+    """Concurrent requests share the user stage's batch; a row that does not encode is that
+    request's 422 and the others are served."""
+    recommender = Recommender(index, store, make_settings(batch_window_ms=20), Metrics())
+    bad = RecommendationQuery("known", k=3, user_features={"favs": ["t1:abc"]})
+    try:
+        good_first = await recommender.recommend(model, RecommendationQuery("known", k=3))
+        answers = await asyncio.gather(
+            *(recommender.recommend(model, RecommendationQuery(f"u{n}", k=3)) for n in range(6)),
+            recommender.recommend(model, bad),
+            return_exceptions=True,
+        )
+    finally:
+        recommender.close()
+    assert isinstance(answers[-1], InvalidInput) and answers[-1].field == "user_features.favs"
+    assert all(len(a.items) == 3 and not a.degraded for a in [good_first, *answers[:-1]])
 
 
 async def test_an_item_added_elsewhere_is_ranked_with_its_features(recommend, model, store):
