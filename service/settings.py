@@ -67,6 +67,13 @@ class Settings(BaseSettings):
     batch_max: int = Field(
         32, ge=1, le=256, description="Most requests one batched stage (search, ranker) serves."
     )
+    stage_threads: int = Field(
+        2,
+        ge=1,
+        le=16,
+        description="Threads of the search and rank stages: batches in flight at once in each "
+        "(Milvus and onnxruntime use a core each).",
+    )
     batch_window_ms: float = Field(
         1.0,
         ge=0,

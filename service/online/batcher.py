@@ -45,13 +45,18 @@ class Batcher:
         metrics: Metrics,
         max_batch: int = 32,
         window_s: float = 0.001,
+        threads: int = 1,
     ) -> None:
         self.name, self._fn, self._metrics = name, fn, metrics
         self.max_batch, self.window_s = max_batch, window_s
         self._queue: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
         self._last_size = 1
-        self._thread = threading.Thread(target=self._run, name=f"batch-{name}", daemon=True)
-        self._thread.start()
+        self._threads = [
+            threading.Thread(target=self._run, name=f"batch-{name}-{n}", daemon=True)
+            for n in range(threads)
+        ]
+        for thread in self._threads:
+            thread.start()
 
     async def submit(self, item: Any, timeout_s: float | None = None) -> Any:
         """The batch function's result for ``item``; past ``timeout_s`` TimeoutError (the job
@@ -63,8 +68,10 @@ class Batcher:
         return await asyncio.wait_for(future, timeout_s)
 
     def close(self) -> None:
-        self._queue.put(None)
-        self._thread.join(timeout=5)
+        for _ in self._threads:
+            self._queue.put(None)
+        for thread in self._threads:
+            thread.join(timeout=5)
 
     def _run(self) -> None:
         while (batch := self._next_batch()) is not None:

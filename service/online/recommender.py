@@ -62,8 +62,9 @@ class Recommender:
         batching = {"max_batch": settings.batch_max, "window_s": settings.batch_window_ms / 1000}
         users = UserStage(store, settings.history_length)
         self._users = Batcher("user", users, metrics, **batching)
-        self._search = Batcher("search", SearchStage(index), metrics, **batching)
-        self._rank = Batcher("rank", RankStage(store), metrics, **batching)
+        threads = settings.stage_threads
+        self._search = Batcher("search", SearchStage(index), metrics, threads=threads, **batching)
+        self._rank = Batcher("rank", RankStage(store), metrics, threads=threads, **batching)
 
     def close(self) -> None:
         for batcher in (self._users, self._search, self._rank):
