@@ -172,18 +172,22 @@ async def _read_response(reader: asyncio.StreamReader) -> int:
 
 
 class CpuMeter:
-    """CPU milliseconds a server process (``api``) and its children (``milvus_lite``: the
-    embedded Milvus Lite runs as one) used between start and stop, from /proc (Linux)."""
+    """CPU milliseconds the API (``api``) and Milvus Lite (``milvus_lite``) used between start
+    and stop, from /proc (Linux). Embedded, Milvus Lite is a child of the one API process;
+    with several workers the API is the server and its worker children, and Milvus Lite is
+    the shared server process ``milvus_pid``."""
 
-    def __init__(self, pid: int) -> None:
-        self.pid = pid
+    def __init__(self, pid: int, milvus_pid: int | None = None) -> None:
+        self.pid, self.milvus_pid = pid, milvus_pid
         self._started: dict[str, float] = {}
 
     def _now(self) -> dict[str, float]:
-        return {
-            "api": _cpu_ms(self.pid),
-            "milvus_lite": sum(_cpu_ms(p) for p in _descendants(self.pid)),
-        }
+        tree = [self.pid, *_descendants(self.pid)]
+        if self.milvus_pid is None:
+            api, milvus = tree[:1], tree[1:]
+        else:
+            api, milvus = tree, [self.milvus_pid, *_descendants(self.milvus_pid)]
+        return {"api": sum(map(_cpu_ms, api)), "milvus_lite": sum(map(_cpu_ms, milvus))}
 
     def start(self) -> None:
         self._started = self._now()

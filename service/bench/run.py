@@ -72,16 +72,16 @@ def run(config: BenchConfig, say: Callable[[str], None]) -> dict:
     floor = stage_floor(config, catalog)
     say(f"floor (stages called directly): p50 {floor['p50_ms']:.2f} ms, p99 {floor['p99_ms']:.2f}")
     prototype = ServerRun("prototype")
-    with _server(_prototype_command(config, catalog), {}, catalog, 1) as (port, pid):
-        _drive(prototype, config, port, pid, None, say)
+    with _server(_prototype_command(config, catalog), {}, catalog, 1) as (port, cpu):
+        _drive(prototype, config, port, cpu, None, say)
     base_rate = prototype.max_sustained().rate if prototype.max_sustained() else 100.0
     runs = [prototype]
     for workers in config.workers:
         server = ServerRun(f"recsys-{workers}w")
         command = [sys.executable, "-m", "service", "serve", "--bundle", str(config.bundle)]
         auth_on = {"RECSYS_API_KEYS": json.dumps([API_KEY])}  # as deployed: auth and metrics on
-        with _server(command, auth_on, catalog, workers) as (port, pid):
-            _drive(server, config, port, pid, base_rate, say)
+        with _server(command, auth_on, catalog, workers) as (port, cpu):
+            _drive(server, config, port, cpu, base_rate, say)
         runs.append(server)
     return _result(config, bundle.version, floor, runs)
 
@@ -116,11 +116,11 @@ def _drive(
     server: ServerRun,
     config: BenchConfig,
     port: int,
-    pid: int,
+    cpu: CpuMeter,
     base_rate: float | None,
     say: Callable[[str], None],
 ) -> None:
-    url, cpu = f"http://127.0.0.1:{port}", CpuMeter(pid)
+    url = f"http://127.0.0.1:{port}"
     closed_loop(url, 4, 2, config.users, config.k, config.candidates, cpu)  # warm-up
     for connections in config.connections:
         result = closed_loop(
@@ -150,20 +150,20 @@ def _line(name: str, r: LoadResult) -> str:
 @contextmanager
 def _server(
     command: list[str], env: dict[str, str], catalog: BenchCatalog, workers: int
-) -> Iterator[tuple[int, int]]:
-    """Start ``command`` (a server on the catalog) and yield (port, pid) once it answers; with
-    several workers, Milvus Lite is shared through its own server process."""
+) -> Iterator[tuple[int, CpuMeter]]:
+    """Start ``command`` (a server on the catalog) and yield its port and CPU meter once it
+    answers; with several workers, Milvus Lite is shared through its own server process."""
     port = _free_port()
     env = {**os.environ, **env, "RECSYS_PORT": str(port), "RECSYS_WORKERS": str(workers)}
     env["RECSYS_STORE_URI"] = catalog.store_uri
-    with _shared_lite(catalog, workers) as milvus_uri:
+    with _shared_lite(catalog, workers) as (milvus_uri, milvus_pid):
         env["RECSYS_MILVUS_URI"] = milvus_uri
         command = [c.replace("{MILVUS}", milvus_uri).replace("{PORT}", str(port)) for c in command]
         log = (catalog.workdir / "server.log").open("ab")
         process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
         try:
             _wait_ready(f"http://127.0.0.1:{port}", process)
-            yield port, process.pid
+            yield port, CpuMeter(process.pid, milvus_pid)
         finally:
             process.terminate()
             try:
@@ -175,12 +175,13 @@ def _server(
 
 
 @contextmanager
-def _shared_lite(catalog: BenchCatalog, workers: int) -> Iterator[str]:
+def _shared_lite(catalog: BenchCatalog, workers: int) -> Iterator[tuple[str, int | None]]:
+    """The Milvus URI the server uses and, when shared through a server, that process's pid."""
     if workers == 1:
-        yield catalog.milvus_uri
+        yield catalog.milvus_uri, None
         return
     with LiteServer(Path(catalog.milvus_uri), port=_free_port()) as lite:
-        yield lite.uri
+        yield lite.uri, lite.pid
 
 
 def _prototype_command(config: BenchConfig, catalog: BenchCatalog) -> list[str]:
