@@ -144,3 +144,23 @@ def test_importing_service_sets_quiet_defaults_that_the_environment_overrides():
     env["GRPC_VERBOSITY"] = "ERROR"
     run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert run.stdout.split() == ["ERROR", "2"], run.stderr
+
+
+def test_train_if_missing_keeps_the_linked_bundle(tmp_path):
+    (tmp_path / "posts_1").mkdir()
+    (tmp_path / "current").symlink_to("posts_1")
+    args = ["train", "--out", str(tmp_path), "--link", "current", "--if-missing"]
+    result = runner.invoke(build_app(), args)
+    assert result.exit_code == 0, result.output
+    assert str(tmp_path / "posts_1") in result.output and "not training" in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["current", "posts_1"]
+    refused = runner.invoke(build_app(), ["train", "--out", str(tmp_path), "--if-missing"])
+    assert refused.exit_code == 2 and "--if-missing needs --link" in refused.output
+
+
+def test_data_synth_if_missing_leaves_existing_data_alone(tmp_path):
+    for name in ("users.parquet", "items.parquet", "interactions.parquet"):
+        (tmp_path / name).write_text("kept")
+    result = runner.invoke(build_app(), ["data", "synth", "--out", str(tmp_path), "--if-missing"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "items.parquet").read_text() == "kept"
