@@ -1,17 +1,31 @@
-# Two virtual environments: .venv holds everything (service, training with TensorFlow, tests);
-# .venv-serve holds the service and the test tools only, to prove serving needs no TensorFlow.
+# Two virtual environments: .venv holds the service and training (TensorFlow), plus the test
+# tools once `make install` or `make test` ran (`make demo` alone installs only what the demo
+# needs); .venv-serve holds the service and the test tools only, to prove serving needs no
+# TensorFlow.
 VENV ?= .venv
 SERVE_VENV ?= .venv-serve
 PY := $(VENV)/bin/python
 PYTHON ?= python3
+# `make demo PORT=8001 MILVUS_PORT=19531`; unset, the demo takes RECSYS_PORT (8000) and 19530.
+PORT ?=
+MILVUS_PORT ?=
+DEMO_FLAGS := $(if $(PORT),--port $(PORT)) $(if $(MILVUS_PORT),--milvus-port $(MILVUS_PORT))
 
-.PHONY: install test test-serving lint format demo
+.PHONY: install install-demo test test-serving lint format demo
 
+# What the demo needs: the service and the `train` extra (no test tools, no test Milvus server).
+$(VENV)/.demo-installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[train]'
+	touch $@
+
+# Everything: the demo's install plus the test tools and the test-only Milvus server.
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[train,dev,test-server]'
-	touch $@
+	touch $@ $(VENV)/.demo-installed
 
 $(SERVE_VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(SERVE_VENV)
@@ -20,6 +34,8 @@ $(SERVE_VENV)/.installed: pyproject.toml
 	touch $@
 
 install: $(VENV)/.installed
+
+install-demo: $(VENV)/.demo-installed
 
 # The test command of the README and of CI. pytest's exit 5 (no test collected) is a failure.
 test: install
@@ -43,5 +59,5 @@ format: install
 
 # From a fresh clone to a running API on the embedded default (Milvus Lite file + SQLite):
 # data -> train -> index -> profiles -> serve on :8000. A second run reuses what exists.
-demo: install
-	$(VENV)/bin/recsys demo
+demo: install-demo
+	$(VENV)/bin/recsys demo $(DEMO_FLAGS)

@@ -51,6 +51,11 @@ class Metrics:
             "rec_fallbacks", "Degraded answers by reason.", ["reason"], registry=r
         )
         self.cold_starts = Counter("rec_cold_starts", "Requests for unknown users.", registry=r)
+        self.unknown_item_events = Counter(
+            "rec_events_unknown_items",
+            "Events accepted for items the catalog does not hold.",
+            registry=r,
+        )
         self.queue_depth = Gauge(
             "rec_index_queue_depth", "Item changes waiting to be indexed.", registry=r
         )

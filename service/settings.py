@@ -57,6 +57,11 @@ class Settings(BaseSettings):
     admin_api_keys: list[str] = Field(
         default_factory=list, description="Keys for /v1/admin routes (JSON list)."
     )
+    admin_loopback_only: bool = Field(
+        False,
+        description="Admin routes answer loopback clients only (403 otherwise), so a published "
+        "port does not expose them; the compose stack sets it.",
+    )
     search_deadline_ms: float = Field(
         300, gt=0, description="Deadline of the Milvus search; past it: popular items."
     )

@@ -144,6 +144,15 @@ def _string(field: ScalarField, value: Any) -> str:
     return value
 
 
+def is_missing(value: Any) -> bool:
+    """No value: None, NaN (an empty cell of a data file), an empty string or list."""
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return True
+    if isinstance(value, str | bytes | list | tuple | np.ndarray):
+        return len(value) == 0
+    return False
+
+
 @dataclass(frozen=True)
 class RequestRules:
     """The names a model accepts in requests, profiles and item rows, and the attributes its
@@ -156,6 +165,7 @@ class RequestRules:
     profile: frozenset[str]
     item_fields: frozenset[str]
     attributes: tuple[ScalarField, ...]
+    required_item: tuple[str, ...] = ()  # item features a row must carry (besides the key)
 
     @property
     def filterable(self) -> frozenset[str]:
@@ -172,6 +182,7 @@ class RequestRules:
             profile=frozenset(f.name for f in profile_features(schema)),
             item_fields=frozenset(f.name for f in schema.on("item")),
             attributes=tuple(scalar_fields(schema)),
+            required_item=tuple(f.name for f in schema.required_item_features()),
         )
 
 
@@ -213,6 +224,12 @@ def check_item_row(
     prefixes the field names in errors (``items[3]``)."""
     prefix = f"{where}." if where else ""
     item_id = check_id(row.get(rules.item_key), prefix + rules.item_key)
+    for name in rules.required_item:
+        if is_missing(row.get(name)):
+            raise InvalidInput(
+                f"{prefix}{name}: required (the schema marks it required for every item)",
+                prefix + name,
+            )
     for field in rules.attributes:
         try:
             attribute_value(field, attribute_of(field, row.get(field.name)))

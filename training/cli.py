@@ -14,6 +14,7 @@ from typing import Annotated
 import typer
 
 from service.cli.common import console, fail
+from training.models.ranker_config import RANKER_NAMES
 
 DatasetOption = Annotated[
     str, typer.Option(help="Data set config name (posts, movielens-100k) or a .toml path.")
@@ -27,11 +28,14 @@ data_app = typer.Typer(help="Data sets.", no_args_is_help=True)
 
 
 def need_training() -> None:
-    """Fail with the install command when the ``train`` extra is missing."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
+    """Import TensorFlow quietly (`training.tf_logs`), or fail with the install command when
+    the ``train`` extra is missing."""
     logging.getLogger("tensorflow").setLevel(logging.ERROR)  # retracing notices
+    logging.getLogger("tf2onnx").setLevel(logging.WARNING)  # one INFO line per graph pass
     try:
-        import tensorflow  # noqa: F401
+        from training.tf_logs import import_tensorflow
+
+        import_tensorflow()
         import tf2onnx  # noqa: F401
     except ImportError as exc:
         fail(f"training needs the 'train' extra: pip install -e '.[train]' ({exc})", 2)
@@ -47,9 +51,16 @@ def data_synth(
     topics: Annotated[int, typer.Option(min=2)] = 20,
     impressions_per_user: Annotated[int, typer.Option(min=2)] = 40,
     seed: int = 7,
+    if_missing: Annotated[
+        bool, typer.Option("--if-missing", help="Do nothing if OUT already holds the data set.")
+    ] = False,
 ) -> None:
     """Generate the synthetic `posts` data set (seed-003 schema, with latent structure)."""
-    from training.datasets.posts import SynthConfig, write
+    from training.datasets.posts import FILES, SynthConfig, write
+
+    if if_missing and all((out / name).is_file() for name in FILES):
+        console.print(f"{out} already holds the data set: not generating it again")
+        return
 
     cfg = SynthConfig(
         users=users,
@@ -69,16 +80,37 @@ def train(
     ),
     config: ConfigOption = None,
     ranker: Annotated[
-        str | None, typer.Option(help="Ranker to serve: lr, fm, deepfm, widedeep, afm, nfm.")
+        str | None, typer.Option(help=f"Ranker to serve: {', '.join(RANKER_NAMES)}.")
     ] = None,
     seed: Annotated[int | None, typer.Option()] = None,
+    epochs: Annotated[
+        int | None, typer.Option(min=1, help="Cap every model's epochs (a quick run).")
+    ] = None,
     link: Annotated[
         str | None,
         typer.Option(help="Also point OUT/LINK (a symlink, e.g. 'current') at the new bundle."),
     ] = None,
+    if_missing: Annotated[
+        bool,
+        typer.Option(
+            "--if-missing",
+            help="With --link: train only if OUT/LINK does not exist yet (a job run on every "
+            "start trains once; a new version only when asked).",
+        ),
+    ] = False,
 ) -> None:
-    """Train DSSM towers and a ranker, evaluate them, export ONNX and write a bundle."""
+    """Train DSSM towers and a ranker, evaluate them, export ONNX and write a bundle; print
+    its path on stdout (the progress goes to stderr)."""
+    if ranker is not None and ranker not in RANKER_NAMES:
+        fail(f"--ranker must be one of {', '.join(RANKER_NAMES)}, not {ranker!r}", 2)
+    if if_missing and not link:
+        fail("--if-missing needs --link (the link it looks for)", 2)
+    if if_missing and (out / link).exists():
+        console.print(f"{out / link} exists: not training (drop --if-missing for a new version)")
+        typer.echo((out / link).resolve())
+        return
     need_training()
+    from training.compare import with_epoch_cap
     from training.config import TrainConfig
     from training.datasets import DatasetError
     from training.pipeline import train_bundle
@@ -92,16 +124,22 @@ def train(
         cfg = (TrainConfig.from_toml(config) if config else TrainConfig()).updated(overrides)
     except ValueError as exc:
         fail(f"training settings: {exc}", 2)
+    if epochs is not None:
+        cfg = with_epoch_cap(cfg, epochs)
     try:
         path = train_bundle(dataset, data_dir, out, cfg, report=console.print)
     except DatasetError as exc:
         fail(str(exc))
     if link:
-        staging = out / f".{link}.tmp"
-        staging.unlink(missing_ok=True)
-        staging.symlink_to(path.name)
-        os.replace(staging, out / link)  # atomic: readers see the old or the new bundle
+        _link(out, link, path)
     typer.echo(path)
+
+
+def _link(out: Path, link: str, path: Path) -> None:
+    staging = out / f".{link}.tmp"
+    staging.unlink(missing_ok=True)
+    staging.symlink_to(path.name)
+    os.replace(staging, out / link)  # atomic: readers see the old or the new bundle
 
 
 def compare(
@@ -153,24 +191,70 @@ def compare(
 def demo(
     data_dir: Annotated[Path, typer.Option(help="Synthetic data folder.")] = Path("data/posts"),
     bundles: Annotated[Path, typer.Option(help="Bundles folder.")] = Path("bundles"),
-    port: Annotated[int, typer.Option(min=1, max=65535)] = 8000,
+    port: Annotated[
+        int | None, typer.Option(min=1, max=65535, help="API port (default: RECSYS_PORT, 8000).")
+    ] = None,
+    milvus_port: Annotated[
+        int,
+        typer.Option(min=1, max=65535, help="Port of the demo's Milvus Lite server (loopback)."),
+    ] = 19530,
 ) -> None:
-    """Data -> train -> index -> profiles -> serve on the embedded default (Milvus Lite file,
-    SQLite). Steps whose result exists are skipped, so a second run starts serving at once."""
+    """Data -> train -> index -> profiles -> serve on the embedded default (Milvus Lite, SQLite).
+    Steps whose result exists are skipped, so a second run starts serving at once. The Lite file
+    is served on 127.0.0.1:MILVUS_PORT while the demo runs, for `recsys index --uri ...`."""
+    from service.settings import get_settings
+    from service.wiring import is_lite_file
+
+    settings = get_settings()
+    port = port or settings.port
+    lite = is_lite_file(settings.milvus_uri)
+    _ports_free_or_exit(settings.host, port, milvus_port if lite else None)
     need_training()
     from service.bundle import BundleError
     from service.cli.serve import serve
-    from service.index import VectorIndexError
+    from service.index import IndexConfigError, VectorIndexError
+    from service.index.lite_server import LiteServerError
     from service.indexing import IndexJobError, ReaderError
-    from service.settings import get_settings
     from service.state import StoreError
-    from training.demo import example_requests, prepare
+    from training.demo import demo_milvus, example_requests, prepare
 
+    failures = (BundleError, VectorIndexError, IndexJobError, ReaderError, StoreError)
     try:
-        bundle = prepare(get_settings(), data_dir, bundles, console)
-    except (BundleError, VectorIndexError, IndexJobError, ReaderError, StoreError) as exc:
-        fail(str(exc))
-    console.rule("[bold]step 5/5: serve the API")
-    console.print("Once the log says ready, try:")
-    typer.echo(example_requests(port))  # plain stdout: no wrapping, ready to paste
-    serve(bundle=bundle, port=port, milvus_uri=None, store=None, host=None, workers=1)
+        with demo_milvus(settings, milvus_port) as settings:
+            try:
+                bundle = prepare(settings, data_dir, bundles, console)
+            except failures as exc:
+                fail(str(exc))
+            console.rule("[bold]step 5/5: serve the API")
+            console.print("Once the log says ready, try:")
+            typer.echo(example_requests(port, bundle, settings.milvus_uri))  # plain: pasteable
+            serve(
+                bundle=bundle,
+                port=port,
+                milvus_uri=settings.milvus_uri,
+                store=None,
+                host=None,
+                workers=1,
+            )
+    except (LiteServerError, IndexConfigError) as exc:
+        fail(f"Milvus Lite: {exc}")
+
+
+def _ports_free_or_exit(host: str, api_port: int, milvus_port: int | None) -> None:
+    """Fail before anything starts when the API's or the Lite server's port is taken."""
+    from service.cli.common import port_problem
+
+    busy = port_problem(host, api_port)
+    if busy:
+        fail(
+            f"the API port is taken: {busy}. Is another `recsys demo` or `recsys serve` running? "
+            f"Pick another port: make demo PORT=8001, recsys demo --port 8001 or RECSYS_PORT=8001.",
+            2,
+        )
+    busy = milvus_port is not None and port_problem("127.0.0.1", milvus_port)
+    if busy:
+        fail(
+            f"the Milvus Lite port is taken: {busy}. Is another demo or `recsys milvus-lite "
+            "serve` running? Pick another: make demo MILVUS_PORT=19531 or --milvus-port 19531.",
+            2,
+        )

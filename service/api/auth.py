@@ -1,12 +1,15 @@
 """API keys in ``X-API-Key``: any configured key for the API, an admin key for admin routes.
 
 Keys are compared in constant time. With no key configured at all, auth is off (and the app
-says so at start); admin routes then stay open too, otherwise they need an admin key.
+says so at start); admin routes then stay open too, otherwise they need an admin key. With
+``admin_loopback_only`` admin routes also refuse any client that is not on loopback: behind a
+published container port the host's requests arrive from the bridge's address.
 """
 
 from __future__ import annotations
 
 import hmac
+import ipaddress
 
 from fastapi import Request
 
@@ -22,8 +25,19 @@ def _matches(given: str, keys: list[str]) -> bool:
     return found
 
 
+def _on_loopback(request: Request) -> bool:
+    try:
+        return request.client is not None and ipaddress.ip_address(request.client.host).is_loopback
+    except ValueError:  # not an IP address (a test client's name)
+        return False
+
+
 def _check(request: Request, admin: bool) -> None:
     settings = request.app.state.settings
+    if admin and settings.admin_loopback_only and not _on_loopback(request):
+        raise ApiError(
+            403, "admin routes answer loopback clients only here (RECSYS_ADMIN_LOOPBACK_ONLY)"
+        )
     if not (settings.api_keys or settings.admin_api_keys):
         return
     given = request.headers.get(HEADER)

@@ -143,6 +143,11 @@ class EventsRequest(Strict):
 class EventsAccepted(BaseModel):
     user_id: str
     accepted: int
+    unknown_item_ids: list[str] = Field(
+        default_factory=list,
+        description="Items of these events the catalog does not hold (yet): the events are "
+        "stored, but the user tower reads an unknown item for them.",
+    )
 
 
 class ProfileRequest(Strict):

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 from typing import Annotated, NoReturn
 
@@ -48,3 +49,17 @@ def store_from(uri: str | None) -> StateStore:
         return store_from_settings(get_settings(), uri)
     except (StoreError, ValueError) as exc:
         fail(f"state store: {exc}")
+
+
+def port_problem(host: str, port: int) -> str | None:
+    """Why nothing could listen on ``host:port`` now (in use, not an address of this machine),
+    or None. Checked before a command starts work, so a busy port fails fast instead of after
+    loading a model; ``SO_REUSEADDR`` as uvicorn and Milvus Lite bind, so a socket in TIME_WAIT
+    does not count."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            return f"{host}:{port} cannot be listened on ({exc.strerror or exc})"
+    return None

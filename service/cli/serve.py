@@ -10,7 +10,7 @@ import typer
 import uvicorn
 from pydantic import ValidationError
 
-from service.cli.common import fail
+from service.cli.common import fail, port_problem
 from service.settings import Settings
 from service.wiring import is_lite_file
 
@@ -56,6 +56,9 @@ def serve(
             "--milvus-uri http://127.0.0.1:19530, or use a Milvus server.",
             2,
         )
+    busy = port_problem(settings.host, settings.port)
+    if busy:
+        fail(f"{busy}: is another `recsys serve` or `recsys demo` running? Pick another --port.", 2)
     uvicorn.run(
         "service.app:create_app",
         factory=True,

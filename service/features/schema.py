@@ -4,6 +4,12 @@ Modelled on DeepCTR's feature columns. A schema is config (TOML or JSON), so a d
 is a config, not code. Every model input is named after its feature; a weighted
 variable-length feature adds a second input, ``<name>_weight``. A crossed feature adds no
 input: the model computes it from its parts' ids.
+
+What an item row without a feature gets is the schema's choice, per item feature: with
+``required = true`` the row is refused (a 422 at ``PUT /v1/items`` naming the feature, a bad
+row for ``recsys index``); otherwise it is encoded as unknown — the OOV id for a sparse
+feature, an empty list for a varlen one, the training mean for a dense one (zeros when
+``normalize = false``). The item key is always required.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ class SparseFeat:
     embedding_name: str | None = None
     min_count: int = 1
     filterable: bool = False
+    required: bool = False  # item features only: an item row must carry it
 
     kind = "sparse"
 
@@ -59,6 +66,7 @@ class VarLenSparseFeat:
     keep: Literal["first", "last"] = "last"
     min_count: int = 1
     filterable: bool = False
+    required: bool = False  # item features only: an item row must carry a non-empty list
 
     kind = "varlen"
 
@@ -79,6 +87,7 @@ class DenseFeat:
     side: Side
     dim: int = 1
     normalize: bool = True
+    required: bool = False  # item features only: an item row must carry the values
 
     kind = "dense"
 
@@ -153,6 +162,10 @@ class FeatureSchema:
                 raise SchemaError(f"feature {feat.name!r}: maxlen must be >= 1")
             if isinstance(feat, DenseFeat) and feat.dim < 1:
                 raise SchemaError(f"feature {feat.name!r}: dim must be >= 1")
+            if feat.required and feat.side != "item":
+                raise SchemaError(
+                    f"feature {feat.name!r}: `required` applies to item features only"
+                )
 
     def __getitem__(self, name: str) -> Feature:
         for feat in self.features:
@@ -185,6 +198,10 @@ class FeatureSchema:
             (f for f in self.features if isinstance(f, VarLenSparseFeat) and f.from_events), None
         )
 
+    def required_item_features(self) -> list[Feature]:
+        """Item features an item row must carry (besides the item key, always required)."""
+        return [f for f in self.on("item") if getattr(f, "required", False)]
+
     def filterable(self) -> list[SparseFeat | VarLenSparseFeat]:
         """Item attributes that retrieval can filter on (stored beside the item vectors)."""
         return [f for f in self.on("item") if not isinstance(f, DenseFeat) and f.filterable]
@@ -194,7 +211,7 @@ class FeatureSchema:
             "name": self.name,
             "user_key": self.user_key,
             "item_key": self.item_key,
-            "features": [{"kind": f.kind, **asdict(f)} for f in self.features],
+            "features": [_feature_dict(f) for f in self.features],
         }
 
     @classmethod
@@ -222,6 +239,15 @@ class FeatureSchema:
         """sha256 of the canonical JSON form: equal schemas have equal fingerprints."""
         canonical = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _feature_dict(feat: Feature) -> dict[str, Any]:
+    """A feature's config; ``required`` only when set, so the fingerprints of schemas written
+    before it existed stay the same (their bundles keep loading)."""
+    spec = {"kind": feat.kind, **asdict(feat)}
+    if not spec.get("required", True):
+        del spec["required"]
+    return spec
 
 
 def _check_cross(cross: CrossFeat, by_name: dict[str, Feature]) -> None:

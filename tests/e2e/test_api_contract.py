@@ -61,7 +61,7 @@ pytestmark = pytest.mark.anyio
         (
             "put",
             "/v1/items",
-            {"items": [{"post_id": "p1", "post_vec": [1.0, 2.0]}]},
+            {"items": [{"post_id": "p1", "topic_id": "t1", "post_vec": [1.0, 2.0]}]},
             422,
             "items[0].post_vec",
         ),

@@ -150,3 +150,83 @@ def test_the_base_install_has_no_tensorflow_and_dockerignore_keeps_data_out():
     ignored = (ROOT / ".dockerignore").read_text().split()
     for entry in (".venv", "data/", "bundles/", ".git"):
         assert entry in ignored
+
+
+def env_file_values(path: str) -> dict[str, str]:
+    """KEY=VALUE lines as compose reads an env file (no quotes used in ours)."""
+    lines = (ROOT / path).read_text().splitlines()
+    return dict(line.split("=", 1) for line in lines if line and not line.startswith("#"))
+
+
+def settings_from_env(env: dict[str, str], tmp_path: Path) -> Settings:
+    """Settings read from ``env`` the way the service reads its environment (JSON lists)."""
+    dotenv = tmp_path / "settings.env"
+    dotenv.write_text("".join(f"{k}={v}\n" for k, v in env.items()))
+    return Settings(_env_file=dotenv)
+
+
+def env_files(service: dict) -> list[str]:
+    files = service.get("env_file", [])
+    return [files] if isinstance(files, str) else list(files)
+
+
+@pytest.mark.parametrize("name", sorted(SERVICES))
+def test_every_recsys_variable_of_an_env_file_is_a_real_setting(name, tmp_path):
+    fields = {f"RECSYS_{field.upper()}" for field in Settings.model_fields}
+    for path in env_files(SERVICES[name]):
+        for key, value in env_file_values(path).items():
+            if key.startswith("RECSYS_"):
+                assert key in fields, f"{path}: {key} is not a setting of service/settings.py"
+                settings_from_env({key: value}, tmp_path)  # and its value validates
+
+
+def test_auth_is_on_in_the_stack_and_the_admin_route_answers_loopback_only(tmp_path):
+    api = SERVICES["api"]
+    env = {}
+    for path in env_files(api):
+        env.update(env_file_values(path))
+    env.update(api["environment"])
+    settings = settings_from_env(
+        {k: v for k, v in env.items() if k.startswith("RECSYS_")}, tmp_path
+    )
+    assert settings.api_keys and settings.admin_api_keys
+    assert not set(settings.api_keys) & set(settings.admin_api_keys)
+    assert settings.admin_loopback_only is True
+    published = [str(p) for p in api["ports"]]
+    assert published == ["8000:8000"], published  # one port; admin refused on it (not loopback)
+
+
+def test_trainer_and_api_share_one_bundles_volume_and_the_jobs_are_idempotent():
+    def mounts(name: str) -> dict[str, str]:
+        return {v.split(":")[1]: v.split(":")[0] for v in SERVICES[name]["volumes"]}
+
+    assert mounts("trainer")["/bundles"] == mounts("api")["/bundles"] == "bundles"
+    assert mounts("indexer")["/bundles"] == "bundles"
+    assert not SERVICES["trainer"]["volumes"][1].endswith(":ro")  # the trainer writes it
+    assert "--if-missing" in SERVICES["datagen"]["command"]
+    trainer = SERVICES["trainer"]["command"]
+    assert "--if-missing" in trainer and trainer[trainer.index("--link") + 1] == "current"
+    assert SERVICES["api"]["environment"]["RECSYS_BUNDLE"] == "/bundles/current"
+
+
+def readme_compose_commands() -> list[list[str]]:
+    """`docker compose run|exec ...` lines of the README, continuation lines joined."""
+    text = (ROOT / "README.md").read_text().replace("\\\n", " ")
+    found = re.findall(r"docker compose (?:run|exec) [^\n)`]*", text)
+    return [shlex.split(line.split("#")[0]) for line in found]
+
+
+def test_the_readme_compose_rollout_uses_real_services_and_commands():
+    commands = readme_compose_commands()
+    assert {c[2] for c in commands} == {"run", "exec"}, commands
+    for command in commands:
+        at = next(i for i, a in enumerate(command) if i > 2 and not a.startswith("-"))
+        assert set(command[3:at]) <= {"--rm", "--no-deps", "-T"}, command
+        service, args = command[at], command[at + 1 :]
+        assert service in SERVICES, command
+        if command[2] == "exec":
+            assert args[0] == "recsys", command
+            args = args[1:]
+        else:
+            assert SERVICES[service]["build"]["dockerfile"] == "docker/train.Dockerfile"
+        check_recsys_args(args)

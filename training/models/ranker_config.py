@@ -5,6 +5,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+RANKER_NAMES = ("lr", "fm", "deepfm", "widedeep", "afm", "nfm")
+"""Every ranker of `training.models.rankers.RANKERS`, named without importing TensorFlow (the
+help of `recsys train` lists them)."""
+
 
 @dataclass(frozen=True)
 class RankerConfig:

@@ -40,9 +40,13 @@ def put_items(
     status_code=202,
     response_model=ItemsAccepted,
     summary="Remove an item; removed from the index asynchronously",
-    responses=error_responses(401, 422),
+    responses=error_responses(401, 404, 422),
 )
 def delete_item(item_id: ItemId, rt: Annotated[Runtime, Depends(runtime)]) -> ItemsAccepted:
+    """An id the catalog never held is a 404 (a typo should not queue a tombstone); deleting
+    an item again is accepted, as before."""
+    if rt.store.item_status(item_id) is None:
+        raise ApiError(404, f"unknown item {item_id!r}", "item_id")
     return ItemsAccepted(accepted=1, seq=rt.store.delete_items([item_id]))
 
 

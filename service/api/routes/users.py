@@ -27,12 +27,25 @@ UserId = Annotated[str, Path(pattern=ID_PATTERN)]
 def add_events(
     user_id: UserId, body: EventsRequest, rt: Annotated[Runtime, Depends(runtime)]
 ) -> EventsAccepted:
+    """Events for items the served catalog does not hold are stored too (the item may arrive
+    later) but named in the answer and counted in ``rec_events_unknown_items_total``."""
     now = time.time()
     events = [
         Event(e.item_id, e.type, e.ts if e.ts is not None else now, e.weight) for e in body.events
     ]
     rt.store.add_events(user_id, events)
-    return EventsAccepted(user_id=user_id, accepted=len(events))
+    unknown = _unknown_items(rt, [e.item_id for e in events])
+    if unknown:
+        rt.metrics.unknown_item_events.inc(sum(e.item_id in unknown for e in events))
+    return EventsAccepted(user_id=user_id, accepted=len(events), unknown_item_ids=unknown)
+
+
+def _unknown_items(rt: Runtime, item_ids: list[str]) -> list[str]:
+    """The ids, in first-seen order, that the served model's catalog does not hold."""
+    model = rt.model
+    if model is None:
+        return []
+    return list(dict.fromkeys(i for i in item_ids if i not in model.items))
 
 
 @router.put(
