@@ -71,6 +71,12 @@ class Settings(BaseSettings):
     index_batch: int = Field(256, ge=1, description="Items per micro-batch of the worker.")
     index_poll_s: float = Field(0.1, gt=0, description="Worker poll interval when idle.")
     index_lease_s: float = Field(30, gt=0, description="Lease of a claimed item change.")
+    index_max_attempts: int = Field(
+        3, ge=1, le=100, description="Refusals of an item change before it is marked failed."
+    )
+    index_retry_s: float = Field(
+        1.0, ge=0, description="Delay before a refused item change is tried again."
+    )
     sync_interval_s: float = Field(
         0.5, gt=0, description="How often a process reads catalog changes and the active bundle."
     )

@@ -179,10 +179,16 @@ class ItemsAccepted(BaseModel):
 
 class ItemStatusOut(BaseModel):
     item_id: str
-    state: str = Field(description="queued | indexed | deleted")
+    state: str = Field(
+        description="queued | indexed | deleted | failed (the index refused the latest change "
+        "RECSYS_INDEX_MAX_ATTEMPTS times; `error` says why; fix the row with a new PUT, or "
+        "`recsys index retry`)"
+    )
     seq: int
     indexed_version: str | None
     updated_at: float
+    error: str | None = Field(None, description="Why the index refused the latest change.")
+    attempts: int = Field(0, description="Refused attempts of the latest change.")
 
 
 class ModelOut(BaseModel):

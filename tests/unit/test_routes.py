@@ -4,47 +4,14 @@ codes, the one error shape, auth, reload, readiness and the indexing worker."""
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
 import anyio
 import httpx
 import pytest
 
-from service.app import create_app
 from service.online.ports import RankerError
-from tests.fakes import FakeModel, fake_loader
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-def serve(index, store, model, make_settings):
-    """``async with serve(**settings) as client``: the app on the fakes, over ASGI."""
-    second = FakeModel(index, {}, version="fake_2")
-    loads: list[str] = []
-
-    @asynccontextmanager
-    async def running(**overrides) -> AsyncIterator[httpx.AsyncClient]:
-        app = create_app(
-            make_settings(**overrides),
-            adapters=lambda _settings: (index, store),
-            load_model=fake_loader({"fake_1": model, "fake_2": second}, loads),
-        )
-        async with app.router.lifespan_context(app):
-            # a client sees the 500 the app sends, not the exception behind it
-            transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-            async with httpx.AsyncClient(transport=transport, base_url="http://recsys") as c:
-                c.loads = loads  # type: ignore[attr-defined]
-                yield c
-
-    return running
-
-
-@pytest.fixture
-async def client(serve) -> AsyncIterator[httpx.AsyncClient]:
-    async with serve() as c:
-        yield c
 
 
 def assert_error(response: httpx.Response, status: int, code: str, field: str | None) -> None:
