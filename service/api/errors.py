@@ -40,19 +40,31 @@ class ApiError(Exception):
         self.code = code or CODES.get(status, "error")
 
 
+def _writable(text: str | None) -> str | None:
+    """``text`` with what UTF-8 cannot hold (a lone surrogate echoed from the input) escaped,
+    so the error itself can always be sent."""
+    return None if text is None else text.encode("utf-8", "backslashreplace").decode()
+
+
 def error_response(
     status: int, message: str, field: str | None = None, code: str | None = None
 ) -> JSONResponse:
+    error = {"code": code or CODES.get(status, "error"), "message": message, "field": field}
     body = {
-        "error": {"code": code or CODES.get(status, "error"), "message": message, "field": field},
+        "error": {k: _writable(v) for k, v in error.items()},
         "request_id": request_id_var.get(),
     }
     return JSONResponse(body, status_code=status)
 
 
 def _field(loc: tuple) -> str:
-    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
-    return ".".join(parts) or "body"
+    """A pydantic location as the rules in service/validation.py name fields: ``items[0].x``."""
+    field = ""
+    for part in loc:
+        if part in ("body", "query", "path", "header"):
+            continue
+        field += f"[{part}]" if isinstance(part, int) else f".{part}" if field else str(part)
+    return field or "body"
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -68,7 +80,7 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
         first = exc.errors()[0]
         field = _field(tuple(first.get("loc", ())))
-        message = first.get("msg", "invalid value")
+        message = first.get("msg", "invalid value").removeprefix("Value error, ")
         if first.get("type") == "json_invalid":
             field, message = "body", "the body is not valid JSON"
         return error_response(422, f"{field}: {message}", field)
