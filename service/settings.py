@@ -35,6 +35,11 @@ class Settings(BaseSettings):
     bundle: Path | None = Field(
         None, description="Bundle the service loads at start (a folder under bundles/)."
     )
+    bundles_root: Path | None = Field(
+        None,
+        description="Folder that admin reloads may load bundles from (default: the folder "
+        "holding RECSYS_BUNDLE).",
+    )
     store_uri: str = Field(
         "sqlite:///data/state.db",
         description="State store: sqlite:///path (one machine, several processes) or "
@@ -84,6 +89,14 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", description="Log level of the JSON logs."
     )
+
+
+def reload_root(settings: Settings) -> Path | None:
+    """The folder admin reloads are confined to: ``bundles_root``, else the configured
+    bundle's folder; None when neither is set (then no reload is allowed)."""
+    if settings.bundles_root is not None:
+        return settings.bundles_root.resolve()
+    return settings.bundle.resolve().parent if settings.bundle is not None else None
 
 
 def get_settings() -> Settings:

@@ -13,6 +13,7 @@ import math
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path, PurePath
 from typing import Any, Literal
 
 import numpy as np
@@ -29,6 +30,7 @@ FLOAT32_MAX = float(np.finfo(np.float32).max)
 FEATURE_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"
 MAX_VALUE_BYTES = 1024  # one string feature or filter value, in UTF-8
 MAX_LIST_VALUES = 1000  # values of one multi-value feature
+MAX_PATH_COMPONENT_BYTES = 255  # NAME_MAX on Linux
 MAX_EVENT_TS = 1e11  # Unix seconds (year 5138): a larger ts is a unit mistake (milliseconds)
 
 FieldKind = Literal["string", "int", "bool", "string_array"]
@@ -104,6 +106,31 @@ def raw_value_schema(scalar_only: bool = False) -> dict[str, Any]:
         return {"anyOf": scalar}
     listed = {"type": "array", "items": {"anyOf": scalar}, "maxItems": MAX_LIST_VALUES}
     return {"anyOf": [*scalar, listed, {"type": "null"}]}
+
+
+def check_bundle_path(text: str, root: Path | None, field: str = "bundle") -> Path:
+    """The bundle folder an admin reload names, resolved (symlinks followed): a path without
+    control characters, components of at most 255 bytes, inside ``root`` and not ``root``
+    itself. A relative path is read from the working directory, else from ``root`` (so a bare
+    version name works). Errors never show the resolved path."""
+    if root is None:
+        raise InvalidInput(f"{field}: reloads are off (no RECSYS_BUNDLES_ROOT)", field)
+    if CONTROL_CHARS.search(text):
+        raise InvalidInput(f"{field}: a path without control characters (NUL, newline)", field)
+    try:
+        sizes = [len(part.encode()) for part in PurePath(text).parts]
+    except UnicodeEncodeError:
+        raise InvalidInput(f"{field}: a path of valid Unicode", field) from None
+    if max(sizes, default=0) > MAX_PATH_COMPONENT_BYTES:
+        raise InvalidInput(f"{field}: path components of at most 255 bytes", field)
+    candidates = [Path(text)] if Path(text).is_absolute() else [Path(text), root / text]
+    for candidate in candidates:
+        resolved = candidate.resolve()
+        if resolved != root and resolved.is_relative_to(root):
+            return resolved
+    raise InvalidInput(
+        f"{field}: not a folder inside the bundles root (RECSYS_BUNDLES_ROOT)", field
+    )
 
 
 def id_from_file(value: object) -> object:

@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 import orjson
 import redis
 
+from service.redact import redact
 from service.state.port import (
     DEFAULT_EVENTS_PER_USER,
     DEFAULT_REDIS_PREFIX,
@@ -169,7 +170,7 @@ class RedisStore:
         try:
             return fn(*args, **kwargs)
         except redis.RedisError as exc:
-            raise StoreError(f"redis store {self.url}: {exc}") from exc
+            raise StoreError(f"redis store {redact(self.url)}: {redact(str(exc))}") from exc
 
     # users
     def put_profile(self, user_id: str, features: Mapping[str, Any]) -> None:
