@@ -73,7 +73,8 @@ def create_app(
                 tasks.append(asyncio.create_task(IndexWorker(runtime).run_forever(), name="worker"))
             if not (settings.api_keys or settings.admin_api_keys):
                 log.warning("auth is OFF: no RECSYS_API_KEYS / RECSYS_ADMIN_API_KEYS configured")
-            log.info("ready", extra={"model_version": runtime.model.version})
+            if runtime.model is not None:
+                log.info("ready", extra={"model_version": runtime.model.version})
             yield
         finally:
             for task in tasks:

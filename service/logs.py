@@ -1,4 +1,5 @@
-"""JSON logs, one object per line, with the request id of the request being served."""
+"""JSON logs, one object per line, with the request id of the request being served; no line
+carries a credential (`service.redact`), whichever library wrote its message."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import logging
 import sys
 
 import orjson
+
+from service.redact import redact
 
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 STANDARD_ATTRS = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
@@ -18,13 +21,13 @@ class JsonFormatter(logging.Formatter):
             "ts": round(record.created, 3),
             "level": record.levelname,
             "logger": record.name,
-            "message": record.getMessage(),
+            "message": redact(record.getMessage()),
             "request_id": request_id_var.get(),
         }
         entry.update({k: v for k, v in vars(record).items() if k not in STANDARD_ATTRS})
         if record.exc_info:
             entry["exc_type"] = record.exc_info[0].__name__ if record.exc_info[0] else None
-            entry["exc"] = self.formatException(record.exc_info)
+            entry["exc"] = redact(self.formatException(record.exc_info))
         return orjson.dumps(entry, default=str).decode()
 
 

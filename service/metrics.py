@@ -65,6 +65,16 @@ class Metrics:
         self.index_errors = Counter(
             "rec_index_worker_errors", "Failed indexing micro-batches.", registry=r
         )
+        self.refused = Counter(
+            "rec_index_refusals",
+            "Item changes the index or the item tower refused (each attempt).",
+            registry=r,
+        )
+        self.failed = Counter(
+            "rec_index_failed_items",
+            "Item changes moved to failed after their last refused attempt.",
+            registry=r,
+        )
         self.items = Gauge("rec_item_table_items", "Items in the in-memory item table.", registry=r)
         self.model = Info("rec_model", "The bundle being served.", registry=r)
         self.reloads = Counter("rec_model_reloads", "Model reloads.", ["result"], registry=r)

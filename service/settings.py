@@ -35,6 +35,11 @@ class Settings(BaseSettings):
     bundle: Path | None = Field(
         None, description="Bundle the service loads at start (a folder under bundles/)."
     )
+    bundles_root: Path | None = Field(
+        None,
+        description="Folder that admin reloads may load bundles from (default: the folder "
+        "holding RECSYS_BUNDLE).",
+    )
     store_uri: str = Field(
         "sqlite:///data/state.db",
         description="State store: sqlite:///path (one machine, several processes) or "
@@ -93,6 +98,12 @@ class Settings(BaseSettings):
     index_batch: int = Field(256, ge=1, description="Items per micro-batch of the worker.")
     index_poll_s: float = Field(0.1, gt=0, description="Worker poll interval when idle.")
     index_lease_s: float = Field(30, gt=0, description="Lease of a claimed item change.")
+    index_max_attempts: int = Field(
+        3, ge=1, le=100, description="Refusals of an item change before it is marked failed."
+    )
+    index_retry_s: float = Field(
+        1.0, ge=0, description="Delay before a refused item change is tried again."
+    )
     sync_interval_s: float = Field(
         0.5, gt=0, description="How often a process reads catalog changes and the active bundle."
     )
@@ -100,6 +111,14 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", description="Log level of the JSON logs."
     )
+
+
+def reload_root(settings: Settings) -> Path | None:
+    """The folder admin reloads are confined to: ``bundles_root``, else the configured
+    bundle's folder; None when neither is set (then no reload is allowed)."""
+    if settings.bundles_root is not None:
+        return settings.bundles_root.resolve()
+    return settings.bundle.resolve().parent if settings.bundle is not None else None
 
 
 def get_settings() -> Settings:

@@ -9,9 +9,11 @@ its feature schema as a `RequestRules`.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path, PurePath
 from typing import Any, Literal
 
 import numpy as np
@@ -24,6 +26,12 @@ _ID = re.compile(ID_PATTERN)
 ID_RULE = "1 to 128 letters, digits or _-.:@"
 CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+FEATURE_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"
+MAX_VALUE_BYTES = 1024  # one string feature or filter value, in UTF-8
+MAX_LIST_VALUES = 1000  # values of one multi-value feature
+MAX_PATH_COMPONENT_BYTES = 255  # NAME_MAX on Linux
+MAX_EVENT_TS = 1e11  # Unix seconds (year 5138): a larger ts is a unit mistake (milliseconds)
 
 FieldKind = Literal["string", "int", "bool", "string_array"]
 FilterValue = str | int | bool
@@ -46,6 +54,83 @@ def check_id(value: object, field: str = "id") -> str:
         shown = value[:40] + "..." if isinstance(value, str) and len(value) > 40 else value
         raise InvalidInput(f"{field}: {shown!r} is not an id ({ID_RULE})", field)
     return value
+
+
+def check_raw_value(value: Any) -> Any:
+    """A raw feature value as it enters the service, before any model reads it or the store
+    keeps it: null, one `check_raw_scalar`, or a list of at most 1000 of them."""
+    if isinstance(value, list | tuple):
+        if len(value) > MAX_LIST_VALUES:
+            raise ValueError(f"at most {MAX_LIST_VALUES} values")
+        for v in value:
+            check_raw_scalar(v)
+    elif value is not None:
+        check_raw_scalar(value)
+    return value
+
+
+def check_raw_scalar(value: Any) -> Any:
+    """One raw feature or filter value: a bool, an integer within int64, a finite number
+    within float32, or a string of valid Unicode (no lone surrogate) of at most 1024 UTF-8
+    bytes. Raises ``ValueError`` naming the rule (never echoing the value, which may not even
+    be printable)."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        if not INT64_MIN <= value <= INT64_MAX:
+            raise ValueError("integers must fit in 64 bits (-2**63 .. 2**63-1)")
+    elif isinstance(value, float):
+        if not math.isfinite(value) or abs(value) > FLOAT32_MAX:
+            raise ValueError("numbers must be finite and within float32 range (3.4e38)")
+    elif isinstance(value, str):
+        try:
+            size = len(value.encode())
+        except UnicodeEncodeError:
+            raise ValueError("strings must be valid Unicode (a lone surrogate is not)") from None
+        if size > MAX_VALUE_BYTES:
+            raise ValueError(f"strings of at most {MAX_VALUE_BYTES} UTF-8 bytes")
+    else:
+        raise ValueError("a string, number or bool (or, for a feature, a list of them or null)")
+    return value
+
+
+def raw_value_schema(scalar_only: bool = False) -> dict[str, Any]:
+    """The JSON schema of what `check_raw_value` (or `check_raw_scalar`) accepts, for OpenAPI."""
+    scalar = [
+        {"type": "string", "maxLength": MAX_VALUE_BYTES},
+        {"type": "integer", "minimum": INT64_MIN, "maximum": INT64_MAX},
+        {"type": "number", "minimum": -FLOAT32_MAX, "maximum": FLOAT32_MAX},
+        {"type": "boolean"},
+    ]
+    if scalar_only:
+        return {"anyOf": scalar}
+    listed = {"type": "array", "items": {"anyOf": scalar}, "maxItems": MAX_LIST_VALUES}
+    return {"anyOf": [*scalar, listed, {"type": "null"}]}
+
+
+def check_bundle_path(text: str, root: Path | None, field: str = "bundle") -> Path:
+    """The bundle folder an admin reload names, resolved (symlinks followed): a path without
+    control characters, components of at most 255 bytes, inside ``root`` and not ``root``
+    itself. A relative path is read from the working directory, else from ``root`` (so a bare
+    version name works). Errors never show the resolved path."""
+    if root is None:
+        raise InvalidInput(f"{field}: reloads are off (no RECSYS_BUNDLES_ROOT)", field)
+    if CONTROL_CHARS.search(text):
+        raise InvalidInput(f"{field}: a path without control characters (NUL, newline)", field)
+    try:
+        sizes = [len(part.encode()) for part in PurePath(text).parts]
+    except UnicodeEncodeError:
+        raise InvalidInput(f"{field}: a path of valid Unicode", field) from None
+    if max(sizes, default=0) > MAX_PATH_COMPONENT_BYTES:
+        raise InvalidInput(f"{field}: path components of at most 255 bytes", field)
+    candidates = [Path(text)] if Path(text).is_absolute() else [Path(text), root / text]
+    for candidate in candidates:
+        resolved = candidate.resolve()
+        if resolved != root and resolved.is_relative_to(root):
+            return resolved
+    raise InvalidInput(
+        f"{field}: not a folder inside the bundles root (RECSYS_BUNDLES_ROOT)", field
+    )
 
 
 def id_from_file(value: object) -> object:
@@ -90,7 +175,7 @@ def attribute_value(field: ScalarField, value: Any) -> Any:
             return items
         return _scalar(field, value)
     except TypeError as e:
-        raise InvalidInput(f"{field.name}: {value!r} is not {e}", field.name) from None
+        raise InvalidInput(f"{field.name}: {_shown(value)} is not {e}", field.name) from None
 
 
 def filter_value(field: ScalarField, value: Any) -> FilterValue:
@@ -100,7 +185,16 @@ def filter_value(field: ScalarField, value: Any) -> FilterValue:
             return _string(field, value)
         return _scalar(field, value)
     except TypeError as e:
-        raise InvalidInput(f"filter {field.name!r}: {value!r} is not {e}", field.name) from None
+        raise InvalidInput(
+            f"filter {field.name!r}: {_shown(value)} is not {e}", field.name
+        ) from None
+
+
+def _shown(value: Any, limit: int = 60) -> str:
+    """A value as an error message shows it: short, and ASCII (so even a lone surrogate or a
+    control character can be written back in a JSON answer or a log line)."""
+    text = ascii(value)
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def attribute_of(field: ScalarField, raw: Any) -> Any:
@@ -137,7 +231,11 @@ def _scalar(field: ScalarField, value: Any) -> FilterValue:
 def _string(field: ScalarField, value: Any) -> str:
     if not isinstance(value, str):
         raise TypeError("a string")
-    if len(value.encode()) > field.max_length:
+    try:
+        size = len(value.encode())
+    except UnicodeEncodeError:
+        raise TypeError("a string of valid Unicode (a lone surrogate is not)") from None
+    if size > field.max_length:
         raise TypeError(f"a string of at most {field.max_length} bytes")
     if CONTROL_CHARS.search(value):
         raise TypeError("a string without control characters")

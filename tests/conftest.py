@@ -3,6 +3,7 @@ data; tests that need TensorFlow skip when the ``train`` extra is absent."""
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import socket
 import subprocess
@@ -56,28 +57,17 @@ def posts_bundle(posts_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> P
     )
 
 
-@pytest.fixture(scope="session")
-def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real ``redis-server`` on a free loopback port, no persistence, stopped at the end."""
+@contextlib.contextmanager
+def redis_server(workdir: Path, *args: str) -> Iterator[tuple[subprocess.Popen, int]]:
+    """A real ``redis-server`` on a free loopback port, no persistence, stopped at the end;
+    ``args`` are extra options (``--requirepass``, ...)."""
     binary = shutil.which("redis-server")
     if binary is None:
         pytest.skip("redis-server is not installed (.ci/run installs Debian's redis-server)")
     port = free_port()
-    workdir = tmp_path_factory.mktemp("redis")
+    options = ["--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
     proc = subprocess.Popen(
-        [
-            binary,
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(workdir),
-        ],
+        [binary, *options, "--dir", str(workdir), *args],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -91,7 +81,14 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                 if time.monotonic() > deadline or proc.poll() is not None:
                     raise RuntimeError("redis-server did not start") from None
                 time.sleep(0.05)
-        yield f"redis://127.0.0.1:{port}/0"
+        yield proc, port
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real ``redis-server`` for the session."""
+    with redis_server(tmp_path_factory.mktemp("redis")) as (_proc, port):
+        yield f"redis://127.0.0.1:{port}/0"

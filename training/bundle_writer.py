@@ -1,4 +1,5 @@
-"""Write a bundle atomically: files into a hidden temp folder, manifest last, then rename.
+"""Write a bundle atomically: files into a hidden temp folder, manifest last (sealed with its
+own ``manifest_sha256``), then rename.
 
 A bundle is immutable once written: an existing version is never overwritten.
 """
@@ -47,7 +48,9 @@ class BundleWriter:
         files = {p.name: sha256_file(p) for p in sorted(self.staging.iterdir())}
         now = datetime.now(UTC)
         version = version_name(manifest.dataset, files, now)
-        manifest = replace(manifest, version=version, created_at=now.isoformat(), files=files)
+        manifest = replace(
+            manifest, version=version, created_at=now.isoformat(), files=files
+        ).sealed()
         self.path(MANIFEST_FILE).write_text(manifest.to_json())
         target = self.out_dir / version
         if target.exists():

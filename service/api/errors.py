@@ -11,9 +11,12 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from service.logs import request_id_var
+from service.redact import public
+from service.state import StoreError
 from service.validation import InvalidInput
 
 log = logging.getLogger(__name__)
+RETRY_AFTER_S = 1  # a store outage: the client may retry a write after this long
 
 CODES = {
     400: "bad_request",
@@ -40,19 +43,36 @@ class ApiError(Exception):
         self.code = code or CODES.get(status, "error")
 
 
+def _writable(text: str | None) -> str | None:
+    """``text`` fit for a client (`service.redact.public`: no credentials, no absolute paths),
+    with what UTF-8 cannot hold (a lone surrogate echoed from the input) escaped, so the error
+    itself can always be sent."""
+    return None if text is None else public(text.encode("utf-8", "backslashreplace").decode())
+
+
 def error_response(
-    status: int, message: str, field: str | None = None, code: str | None = None
+    status: int,
+    message: str,
+    field: str | None = None,
+    code: str | None = None,
+    headers: dict[str, str] | None = None,
 ) -> JSONResponse:
+    error = {"code": code or CODES.get(status, "error"), "message": message, "field": field}
     body = {
-        "error": {"code": code or CODES.get(status, "error"), "message": message, "field": field},
+        "error": {k: _writable(v) for k, v in error.items()},
         "request_id": request_id_var.get(),
     }
-    return JSONResponse(body, status_code=status)
+    return JSONResponse(body, status_code=status, headers=headers)
 
 
 def _field(loc: tuple) -> str:
-    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
-    return ".".join(parts) or "body"
+    """A pydantic location as the rules in service/validation.py name fields: ``items[0].x``."""
+    field = ""
+    for part in loc:
+        if part in ("body", "query", "path", "header"):
+            continue
+        field += f"[{part}]" if isinstance(part, int) else f".{part}" if field else str(part)
+    return field or "body"
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -64,11 +84,22 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _invalid_input(_request: Request, exc: InvalidInput) -> JSONResponse:
         return error_response(422, str(exc), exc.field)
 
+    @app.exception_handler(StoreError)
+    async def _store_down(_request: Request, exc: StoreError) -> JSONResponse:
+        """The store is away or timed out: a 503 the client may retry, not a 500."""
+        log.warning("store unavailable: %s", exc)
+        return error_response(
+            503,
+            "the state store is unavailable; retry later",
+            code="unavailable",
+            headers={"Retry-After": str(RETRY_AFTER_S)},
+        )
+
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
         first = exc.errors()[0]
         field = _field(tuple(first.get("loc", ())))
-        message = first.get("msg", "invalid value")
+        message = first.get("msg", "invalid value").removeprefix("Value error, ")
         if first.get("type") == "json_invalid":
             field, message = "body", "the body is not valid JSON"
         return error_response(422, f"{field}: {message}", field)

@@ -5,21 +5,35 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
     StringConstraints,
     ValidationInfo,
+    WithJsonSchema,
     field_validator,
 )
 
 from service.index.port import MAX_LIMIT
-from service.validation import ID_PATTERN
+from service.validation import (
+    FEATURE_NAME_PATTERN,
+    ID_PATTERN,
+    MAX_EVENT_TS,
+    MAX_LIST_VALUES,
+    check_raw_scalar,
+    check_raw_value,
+    raw_value_schema,
+)
 
 Id = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
-Scalar = str | int | float | bool
-FeatureValue = Scalar | list[Scalar] | None
-Features = Annotated[dict[str, FeatureValue], Field(max_length=64)]
+# Raw values follow service.validation (numbers past int64 or float32, lone surrogates, nested
+# lists are refused here, so no store, encoder or index ever meets them); one validator per
+# value keeps the 422's field a plain path (``features.age``).
+Scalar = Annotated[Any, AfterValidator(check_raw_scalar), WithJsonSchema(raw_value_schema(True))]
+FeatureValue = Annotated[Any, AfterValidator(check_raw_value), WithJsonSchema(raw_value_schema())]
+FeatureName = Annotated[str, StringConstraints(pattern=FEATURE_NAME_PATTERN)]
+Features = Annotated[dict[FeatureName, FeatureValue], Field(max_length=64)]
 MAX_K, MAX_CANDIDATES, MAX_EXCLUSIONS, MAX_BATCH = 200, MAX_LIMIT, 1000, 1000
 
 
@@ -39,7 +53,10 @@ class RecommendationRequest(Strict):
     )
     exclude_item_ids: list[Id] = Field(default_factory=list, max_length=MAX_EXCLUSIONS)
     exclude_seen: bool = Field(True, description="Leave out items of the user's recent events.")
-    filter: Annotated[dict[str, list[Scalar]], Field(max_length=16)] = Field(
+    filter: Annotated[
+        dict[FeatureName, Annotated[list[Scalar], Field(max_length=MAX_LIST_VALUES)]],
+        Field(max_length=16),
+    ] = Field(
         default_factory=dict,
         description="Filterable item field -> accepted values (fields are ANDed).",
     )
@@ -127,8 +144,10 @@ class RecommendationResponse(BaseModel):
 class EventIn(Strict):
     item_id: Id
     type: Annotated[str, StringConstraints(pattern=r"^[a-z_]{1,32}$")] = "read"
-    ts: float | None = Field(None, description="Unix seconds; default: now.")
-    weight: float = Field(1.0, ge=0, le=1000)
+    ts: float | None = Field(
+        None, ge=0, le=MAX_EVENT_TS, allow_inf_nan=False, description="Unix seconds; default: now."
+    )
+    weight: float = Field(1.0, ge=0, le=1000, allow_inf_nan=False)
 
 
 class EventsRequest(Strict):
@@ -184,10 +203,16 @@ class ItemsAccepted(BaseModel):
 
 class ItemStatusOut(BaseModel):
     item_id: str
-    state: str = Field(description="queued | indexed | deleted")
+    state: str = Field(
+        description="queued | indexed | deleted | failed (the index refused the latest change "
+        "RECSYS_INDEX_MAX_ATTEMPTS times; `error` says why; fix the row with a new PUT, or "
+        "`recsys index retry`)"
+    )
     seq: int
     indexed_version: str | None
     updated_at: float
+    error: str | None = Field(None, description="Why the index refused the latest change.")
+    attempts: int = Field(0, description="Refused attempts of the latest change.")
 
 
 class ModelOut(BaseModel):

@@ -6,6 +6,7 @@ Only onnxruntime and NumPy here: the service never imports TensorFlow.
 from __future__ import annotations
 
 import json
+import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,7 @@ from service.bundle.manifest import (
     RANKER,
     USER_TOWER,
     Manifest,
+    manifest_digest,
     sha256_file,
 )
 from service.bundle.onnx_model import OnnxModel
@@ -32,6 +34,7 @@ from service.features import Feature, FeatureEncoder
 from service.features.encoder import Columns
 
 REQUIRED_FILES = (ENCODER_FILE, METRICS_FILE, PARITY_FILE, POPULAR_FILE)
+log = logging.getLogger(__name__)
 
 
 class BundleError(RuntimeError):
@@ -77,13 +80,15 @@ def read_manifest(path: Path) -> Manifest:
     if not Path(path).is_dir():
         raise BundleError(f"bundle {path}: not a directory")
     try:
-        manifest = Manifest.from_dict(json.loads(file.read_text()))
+        data = json.loads(file.read_text())
+        manifest = Manifest.from_dict(data)
     except FileNotFoundError:
         raise BundleError(f"bundle {path}: {MANIFEST_FILE} is missing") from None
-    except (ValueError, TypeError, KeyError) as exc:
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
         raise BundleError(
             f"bundle {path}: {MANIFEST_FILE} is not a valid manifest: {exc}"
         ) from None
+    _check_digest(path, manifest, data)
     if manifest.format_version != FORMAT_VERSION:
         raise BundleError(
             f"bundle {path}: format {manifest.format_version}, this service reads {FORMAT_VERSION}"
@@ -91,8 +96,28 @@ def read_manifest(path: Path) -> Manifest:
     return manifest
 
 
+def _check_digest(path: Path, manifest: Manifest, data: dict[str, Any]) -> None:
+    if not manifest.manifest_sha256:
+        log.warning(
+            "bundle %s: %s has no manifest_sha256 (written before it existed)", path, MANIFEST_FILE
+        )
+    elif manifest_digest(data) != manifest.manifest_sha256:
+        raise BundleError(f"bundle {path}: {MANIFEST_FILE} does not match its manifest_sha256")
+
+
+def _inside(path: Path, name: str) -> Path:
+    """The listed file ``name``: a plain file name, inside the bundle folder."""
+    file = Path(path) / name
+    plain = isinstance(name, str) and name == Path(name).name and name not in ("", ".", "..")
+    if not plain or not file.resolve().is_relative_to(Path(path).resolve()):
+        raise BundleError(
+            f"bundle {path}: {MANIFEST_FILE} lists {name!r}, not a file of the bundle"
+        )
+    return file
+
+
 def verify_files(path: Path, manifest: Manifest) -> None:
-    """Every required file is listed, present and matches its sha256."""
+    """Every required file is listed, inside the bundle, present and matches its sha256."""
     model_files = [manifest.models[role].file for role in MODEL_ROLES if role in manifest.models]
     missing_roles = set(MODEL_ROLES) - set(manifest.models)
     if missing_roles:
@@ -101,7 +126,7 @@ def verify_files(path: Path, manifest: Manifest) -> None:
         if name not in manifest.files:
             raise BundleError(f"bundle {path}: {name} is not listed in {MANIFEST_FILE}")
     for name, expected in manifest.files.items():
-        file = Path(path) / name
+        file = _inside(path, name)
         if not file.is_file():
             raise BundleError(f"bundle {path}: {name} is missing")
         if sha256_file(file) != expected:
@@ -131,7 +156,10 @@ def load_bundle(path: Path, intra_op_threads: int = 1) -> Bundle:
         try:
             model = OnnxModel(path / entry.file, intra_op_threads)
         except Exception as exc:  # onnxruntime raises several unrelated types
-            raise BundleError(f"bundle {path}: {entry.file} does not load: {exc}") from None
+            log.warning("bundle %s: %s does not load: %s", path, entry.file, exc)
+            raise BundleError(
+                f"bundle {path}: {entry.file} is not a model onnxruntime loads"
+            ) from None
         features = [encoder.schema[name] for name in entry.features]
         expected = [spec.name for spec in encoder.input_specs(features)]
         if sorted(model.input_names) != sorted(expected):

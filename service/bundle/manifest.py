@@ -1,10 +1,19 @@
-"""The bundle manifest: what a bundle holds and the hashes that prove it is intact."""
+"""The bundle manifest: what a bundle holds and the hashes that prove it is intact.
+
+Every file is listed with its sha256, and the manifest itself carries ``manifest_sha256``: the
+sha256 of its own canonical JSON without that field, so a truncated or edited manifest (fake
+metrics, a changed file list) is refused like a changed file. Listed files are plain names
+inside the bundle folder. A hash without a key proves integrity, not origin: whoever may write
+into the bundles root is trusted, which is why reloads are confined to it
+(``RECSYS_BUNDLES_ROOT``). Bundles written before the field existed have no
+``manifest_sha256``; they load (their files are still verified) with a warning.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -44,15 +53,28 @@ class Manifest:
     libraries: dict[str, str] = field(default_factory=dict)
     training_config: dict[str, Any] = field(default_factory=dict)
     format_version: int = FORMAT_VERSION
+    manifest_sha256: str = ""  # empty in bundles written before it existed
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True)
+
+    def sealed(self) -> Manifest:
+        """This manifest with ``manifest_sha256`` set to the hash of its content."""
+        return replace(self, manifest_sha256=manifest_digest(asdict(self)))
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Manifest:
         data = dict(data)
         data["models"] = {role: ModelEntry(**entry) for role, entry in data["models"].items()}
         return cls(**data)
+
+
+def manifest_digest(data: dict[str, Any]) -> str:
+    """sha256 of a manifest's canonical JSON (sorted keys, no spaces), ``manifest_sha256``
+    left out."""
+    content = {k: v for k, v in data.items() if k != "manifest_sha256"}
+    canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def sha256_file(path: Path) -> str:

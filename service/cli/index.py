@@ -1,4 +1,6 @@
-"""`recsys index` (the batch item-indexing job) and `recsys index status`."""
+"""`recsys index` (the batch item-indexing job), `recsys index status`, and the failed item
+changes of the online worker: `recsys index failed` lists them, `recsys index retry` queues
+them again."""
 
 from __future__ import annotations
 
@@ -13,7 +15,15 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from service.bundle import read_manifest
-from service.cli.common import UriOption, bundle_or_exit, console, fail, index_from, store_from
+from service.cli.common import (
+    StoreOption,
+    UriOption,
+    bundle_or_exit,
+    console,
+    fail,
+    index_from,
+    store_from,
+)
 from service.index import VectorIndexError
 from service.indexing import IndexJobError, JobReport, ReaderError, run_index_job
 from service.settings import get_settings
@@ -145,6 +155,44 @@ def index_status(
         fail(str(exc))
     finally:
         index.close()
+
+
+@index_app.command("failed")
+def index_failed(
+    store: StoreOption = None,
+    limit: Annotated[int, typer.Option(min=1, max=100_000, help="Items to list.")] = 100,
+) -> None:
+    """List the items whose latest change the index refused (state failed), with the reason:
+    one JSON object per line."""
+    catalog = store_from(store)
+    try:
+        for status in catalog.failed_items(limit):
+            typer.echo(json.dumps(dataclasses.asdict(status)))
+    except StoreError as exc:
+        fail(str(exc))
+    finally:
+        catalog.close()
+
+
+@index_app.command("retry")
+def index_retry(
+    item_ids: Annotated[
+        list[str] | None, typer.Argument(help="Failed items to queue again.", show_default=False)
+    ] = None,
+    all_failed: Annotated[bool, typer.Option("--all", help="Queue every failed item.")] = False,
+    store: StoreOption = None,
+) -> None:
+    """Queue failed items again (after fixing what refused them: the model, the index)."""
+    if bool(item_ids) == all_failed:
+        fail("name the items to retry, or pass --all", 2)
+    catalog = store_from(store)
+    try:
+        queued = catalog.retry_failed(None if all_failed else item_ids)
+    except StoreError as exc:
+        fail(str(exc))
+    finally:
+        catalog.close()
+    console.print(f"{queued} failed items queued again")
 
 
 def register(app: typer.Typer) -> None:

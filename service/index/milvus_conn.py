@@ -23,6 +23,7 @@ from service.index.port import (
     IndexUnavailable,
     VectorIndexError,
 )
+from service.redact import redact
 
 UNAVAILABLE_CODES = frozenset(
     {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.CANCELLED}
@@ -84,7 +85,7 @@ class MilvusConnection:
     def _connect(self) -> MilvusClient:
         with self._lock:
             if self._closed:
-                raise VectorIndexError(f"the index for {self.uri} is closed")
+                raise VectorIndexError(f"the index for {redact(self.uri)} is closed")
             if self._client is None:
                 self._client = self._open()
             return self._client
@@ -114,7 +115,9 @@ class MilvusConnection:
             )
         except ConnectionConfigException as e:
             if self.lite_file is None:
-                raise IndexConfigError(f"bad Milvus URI {self.uri!r}: {e.message}") from None
+                raise IndexConfigError(
+                    f"bad Milvus URI {redact(self.uri)!r}: {e.message}"
+                ) from None
             raise self._lite_locked() from None
         except (MilvusException, grpc.RpcError) as e:
             raise self._unavailable("connect", e) from None
@@ -134,12 +137,12 @@ class MilvusConnection:
         if e.code in UNAVAILABLE_CODES or "timeout" in lowered or "fail connecting" in lowered:
             return self._unavailable(action, e)
         if "collection not found" in lowered or "can't find collection" in lowered:
-            return CollectionNotFound(f"no collection {collection} at {self.uri}")
-        return VectorIndexError(f"Milvus {action} {collection} failed: {message}")
+            return CollectionNotFound(f"no collection {collection} at {redact(self.uri)}")
+        return VectorIndexError(f"Milvus {action} {collection} failed: {redact(message)}")
 
     def _unavailable(self, action: str, e: Exception) -> IndexUnavailable:
         return IndexUnavailable(
-            f"Milvus at {self.uri} unavailable: {action} got no answer within its timeout "
+            f"Milvus at {redact(self.uri)} unavailable: {action} got no answer within its timeout "
             f"(timeout_s={self.timeout_s:g}, admin_timeout_s={self.admin_timeout_s:g}; "
             f"{error_text(e)})"
         )

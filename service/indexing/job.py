@@ -1,8 +1,9 @@
 """The batch item-indexing job: items file -> encoder -> item tower (ONNX) -> vector index.
 
 Streams the input in batches, upserts idempotently, checkpoints after every batch (a rerun
-after a crash resumes where it stopped), reports bad rows, and verifies the final count
-with a strongly consistent read.
+after a crash resumes where it stopped), reports bad rows (including rows the index itself
+refuses, found by bisecting the batch: `service.indexing.isolate`), and verifies the final
+count with a strongly consistent read.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from service.bundle.manifest import ITEM_TOWER
 from service.features import EncodingError, FeatureSchema
 from service.index import VectorIndex
 from service.indexing.checkpoint import Checkpoint, JobKey
+from service.indexing.isolate import write_isolating
 from service.indexing.readers import Row, batched, read_rows
 from service.indexing.writer import ItemWriter
 from service.state import StateStore
@@ -92,12 +94,27 @@ class _Validator:
             return str(exc)
         return None
 
-    def _bad(self, number: int, problem: str) -> None:
+    def _bad(self, number: int | str, problem: str) -> None:
         self.report.bad_rows += 1
         if len(self.report.bad_examples) < BAD_ROW_EXAMPLES:
             self.report.bad_examples.append(f"row {number}: {problem}")
         if self.policy == "fail":
             raise IndexJobError(f"bad row {number}: {problem} (--on-bad-rows skip skips such rows)")
+
+    def refused(self, item_id: str, problem: str) -> None:
+        """A row the checks passed but the item tower or the index refused."""
+        self._bad(f"of item {item_id!r}", f"refused by the index: {problem}")
+
+
+def _write_batch(writer: ItemWriter, report: JobReport, good: list[tuple[str, Row]]) -> None:
+    """Embed and upsert ``good`` in one call, timing both (raises what the index refuses)."""
+    rows = [row for _, row in good]
+    t0 = time.perf_counter()
+    vectors = writer.embed(rows)
+    t1 = time.perf_counter()
+    writer.write([item_id for item_id, _ in good], vectors, rows)
+    report.embed_seconds += t1 - t0
+    report.upsert_seconds += time.perf_counter() - t1
 
 
 def run_index_job(
@@ -130,18 +147,16 @@ def run_index_job(
         first_row = report.rows_read
         report.rows_read += len(rows)
         good = validator.keep(rows, first_row)
-        ids, good_rows = [i for i, _ in good], [r for _, r in good]
-        good_ids.update(ids)
         if batch_no > done and good:
-            t0 = time.perf_counter()
-            vectors = writer.embed(good_rows)
-            t1 = time.perf_counter()
-            writer.write(ids, vectors, good_rows)
-            report.embed_seconds += t1 - t0
-            report.upsert_seconds += time.perf_counter() - t1
+            refused = write_isolating(lambda part: _write_batch(writer, report, part), good)
+            for (item_id, _row), problem in refused:
+                validator.refused(item_id, problem)
+            skipped = {item_id for (item_id, _row), _ in refused}
+            good = [(i, r) for i, r in good if i not in skipped]
             report.indexed += len(good)
             if catalog is not None:
                 catalog.put_items(good, indexed_version=bundle.version)
+        good_ids.update(i for i, _ in good)
         if batch_no > done:
             checkpoint.commit(batch_no, report.rows_read)
         progress(len(rows))

@@ -2,20 +2,27 @@
 
 Claims pending item changes under a lease, has the current model embed and upsert the live ones
 and delete the tombstoned ones in one micro-batch, then acknowledges.
-A failure acknowledges nothing: the lease expires and the batch is retried (by this or any
-other process), so a queued change is never lost.
+A change the index refuses (`service.indexing.isolate`) is found by bisecting the batch, so the
+rest of the batch is indexed and acknowledged; the refused change goes back to the store with
+its reason (`StateStore.fail`), retried after ``RECSYS_INDEX_RETRY_S`` and moved to ``failed``
+after ``RECSYS_INDEX_MAX_ATTEMPTS`` refusals. Any other failure acknowledges nothing: the lease
+expires and the batch is retried (by this or any other process), so a queued change is never
+lost.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 
 import anyio
 
 from service.index import VectorIndexError
+from service.indexing.isolate import write_isolating
+from service.online.ports import ServableModel
 from service.online.runtime import Runtime
-from service.state import StoreError
+from service.state import ClaimedItem, StoreError
 
 log = logging.getLogger(__name__)
 MAX_BACKOFF_S = 5.0
@@ -27,7 +34,7 @@ class IndexWorker:
         self.settings = runtime.settings
 
     def run_once(self) -> int:
-        """Index one micro-batch; returns the number of changes applied (0: queue empty)."""
+        """Index one micro-batch; returns the number of changes handled (0: queue empty)."""
         model = self.runtime.model
         if model is None:
             return 0
@@ -35,14 +42,28 @@ class IndexWorker:
         claimed = store.claim_pending(self.settings.index_batch, self.settings.index_lease_s)
         if not claimed:
             return 0
-        live = [(c.item_id, c.row) for c in claimed if not c.deleted]
-        gone = [c.item_id for c in claimed if c.deleted]
-        model.write_items(live, gone)
-        store.ack(claimed, model.version)
+        refused = write_isolating(lambda batch: _write(model, batch), claimed)
+        bad = {c.item_id for c, _ in refused}
+        done = [c for c in claimed if c.item_id not in bad]
+        store.ack(done, model.version)
+        for item, why in refused:
+            self._refused(item, why)
         metrics = self.runtime.metrics
-        metrics.indexed.labels("upsert").inc(len(live))
-        metrics.indexed.labels("delete").inc(len(gone))
+        metrics.indexed.labels("upsert").inc(sum(not c.deleted for c in done))
+        metrics.indexed.labels("delete").inc(sum(c.deleted for c in done))
         return len(claimed)
+
+    def _refused(self, item: ClaimedItem, why: str) -> None:
+        s, metrics = self.settings, self.runtime.metrics
+        failed = self.runtime.store.fail(item, why, s.index_max_attempts, s.index_retry_s)
+        metrics.refused.inc()
+        if failed:
+            metrics.failed.inc()
+            log.error(
+                "item %s failed: refused %d times: %s", item.item_id, s.index_max_attempts, why
+            )
+        else:
+            log.warning("item %s refused by the index, retried later: %s", item.item_id, why)
 
     async def run_forever(self) -> None:
         backoff = self.settings.index_poll_s
@@ -56,3 +77,10 @@ class IndexWorker:
                 done, backoff = 0, min(backoff * 2, MAX_BACKOFF_S)
             if not done:
                 await asyncio.sleep(backoff)
+
+
+def _write(model: ServableModel, batch: Sequence[ClaimedItem]) -> None:
+    model.write_items(
+        [(c.item_id, c.row) for c in batch if c.row is not None],
+        [c.item_id for c in batch if c.deleted],
+    )

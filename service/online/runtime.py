@@ -8,12 +8,19 @@ deployment names (``RECSYS_BUNDLE``), ``active`` the one a reload moved to. A pr
 starts with the configured bundle of the record adopts its active bundle (a restarted worker
 rejoins its peers); a new configuration resets the record. Every process polls the record and
 follows a reload made through any of them.
+
+Only two things write the record: a new configuration whose bundle loaded, and a successful
+admin reload. A process that cannot load the active bundle neither falls back to another one
+nor touches the record (which would roll every other process back with it): it starts without
+a model, not ready, and keeps trying the active bundle every ``FOLLOW_RETRY_S``. A rollback is
+an explicit admin action: ``POST /v1/admin/reload`` with the previous bundle.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from pathlib import Path
 
 import anyio
@@ -27,6 +34,7 @@ from service.state import StateStore, StoreError
 
 log = logging.getLogger(__name__)
 ROLLOUT_KEY = "rollout"
+FOLLOW_RETRY_S = 5.0  # how often a process retries an active bundle it could not load
 
 
 def _path(path: Path | str) -> str:
@@ -48,7 +56,7 @@ class Runtime:
         self.model_path: str | None = None
         self.last_reload_error: str | None = None
         self._reload_lock = asyncio.Lock()
-        self._failed_follow: str | None = None
+        self._failed_follow: tuple[str, float] | None = None  # (path, when it failed)
 
     # rollout record
     def _rollout(self) -> dict[str, str]:
@@ -63,23 +71,40 @@ class Runtime:
         self.store.put_meta(ROLLOUT_KEY, orjson.dumps(record).decode())
 
     async def start(self) -> None:
-        """Load the bundle to serve at start (see the module docstring)."""
+        """Join the rollout of the configured bundle, or start a new one (module docstring)."""
         if self.settings.bundle is None:
             raise ModelLoadError("no bundle configured: set RECSYS_BUNDLE or pass --bundle")
         configured = _path(self.settings.bundle)
         record = await anyio.to_thread.run_sync(self._rollout)
-        path = configured
         if record.get("configured") == configured and record.get("active"):
-            path = record["active"]
+            await self._join(record["active"])
+            return
+        await self._load_and_swap(configured, require_items=False)
+        await anyio.to_thread.run_sync(self._write_rollout, configured, configured)
+
+    async def _join(self, active: str) -> None:
+        """Serve the record's active bundle; if it does not load, start not ready (no model)
+        and leave the record alone: `sync_once` retries it."""
         try:
-            await self._load_and_swap(path, require_items=False)
-        except ModelLoadError:
-            if path == configured:
-                raise
-            log.warning("active bundle %s does not load; starting with %s", path, configured)
-            path = configured
-            await self._load_and_swap(path, require_items=False)
-        await anyio.to_thread.run_sync(self._write_rollout, configured, path)
+            await self._load_and_swap(active, require_items=False)
+        except ModelLoadError as exc:
+            self._follow_failed(active, exc)
+            log.error(
+                "cannot load the active bundle of the rollout; not ready until it loads or an "
+                "admin reloads another: %s",
+                exc,
+            )
+
+    def _follow_failed(self, path: str, exc: ModelLoadError) -> None:
+        self._failed_follow = (path, time.monotonic())
+        self.last_reload_error = str(exc)
+
+    def _should_follow(self, active: str | None) -> bool:
+        if not active or active == self.model_path:
+            return False
+        if self._failed_follow is None or self._failed_follow[0] != active:
+            return True
+        return time.monotonic() - self._failed_follow[1] >= FOLLOW_RETRY_S
 
     async def reload(self, path: Path | str) -> ServableModel:
         """Load, verify, warm and check the collection, then swap; the old model keeps
@@ -94,7 +119,7 @@ class Runtime:
             record = await anyio.to_thread.run_sync(self._rollout)
             configured = record.get("configured") or _path(self.settings.bundle or path)
             await anyio.to_thread.run_sync(self._write_rollout, configured, _path(path))
-            self.last_reload_error = None
+            self.last_reload_error, self._failed_follow = None, None
             self.metrics.reloads.labels("ok").inc()
             return model
 
@@ -121,15 +146,16 @@ class Runtime:
             self.metrics.items.set(len(model.items))
         self.metrics.queue_depth.set(await anyio.to_thread.run_sync(self.store.pending_count))
         active = (await anyio.to_thread.run_sync(self._rollout)).get("active")
-        if active and active != self.model_path and active != self._failed_follow:
+        if self._should_follow(active):
             async with self._reload_lock:
                 if active == self.model_path:
                     return
                 try:
                     await self._load_and_swap(active, require_items=False)
+                    self._failed_follow = self.last_reload_error = None
                     log.info("followed the rollout to %s", active)
                 except ModelLoadError as exc:
-                    self._failed_follow = active
+                    self._follow_failed(active, exc)
                     log.error("cannot follow the rollout to %s: %s", active, exc)
 
     async def sync_forever(self) -> None:

@@ -10,6 +10,12 @@ lease, indexes the item's *latest* state, and acknowledges the sequence number i
 change that arrived meanwhile keeps the item pending. So repeated updates coalesce, a crash
 loses nothing (the lease expires and another worker takes the item), and a change is durable
 once the call that queued it returns.
+
+A change the index refuses (its row does not encode, or the index rejects the vector or an
+attribute) is a *poison* change: `fail` puts it back after a delay, and after
+``max_attempts`` refusals moves it out of the queue to ``failed`` with the reason, so it never
+holds up the rest of the queue. `retry_failed` queues failed items again (after a fix); a
+new change of the item starts over.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol, runtime_checkable
 
-ItemState = Literal["queued", "indexed", "deleted"]
+ItemState = Literal["queued", "indexed", "deleted", "failed"]
 DEFAULT_EVENTS_PER_USER = 200
 DEFAULT_TIMEOUT_S = 2.0
 DEFAULT_REDIS_PREFIX = "recsys:"
@@ -61,6 +67,8 @@ class ItemStatus:
     seq: int
     indexed_version: str | None
     updated_at: float
+    error: str | None = None  # why the index refused the latest change (queued or failed)
+    attempts: int = 0  # refusals of the latest change
 
 
 class StoreError(RuntimeError):
@@ -113,6 +121,20 @@ class StateStore(Protocol):
 
     def ack(self, claimed: Sequence[ClaimedItem], version: str) -> None:
         """Record that ``claimed`` are indexed in ``version``; items changed since stay pending."""
+        ...
+
+    def fail(self, item: ClaimedItem, reason: str, max_attempts: int, retry_in_s: float) -> bool:
+        """Record that the index refused ``item``'s change: pending again after ``retry_in_s``,
+        or ``failed`` (out of the queue, with ``reason``) at the ``max_attempts``-th refusal.
+        A change that arrived since the claim is left alone. Returns True when now failed."""
+        ...
+
+    def failed_items(self, limit: int = 100) -> list[ItemStatus]:
+        """Items whose latest change is ``failed``, oldest failure first."""
+        ...
+
+    def retry_failed(self, item_ids: Sequence[str] | None = None) -> int:
+        """Queue failed items again (all, or those of ``item_ids``); returns how many."""
         ...
 
     def requeue_not_indexed_in(self, version: str) -> int:

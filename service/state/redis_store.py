@@ -2,8 +2,9 @@
 
 Keys live under one prefix (``RECSYS_REDIS_PREFIX``: several deployments can share a server).
 An item is a hash (``row`` JSON, ``deleted``, ``seq``, ``indexed_seq``, ``indexed_version``,
-``updated_at``); the change feed is a sorted set by sequence number; pending items are a
-sorted set scored by lease expiry (0 = free). Changes, claims and acks run as Lua scripts, so
+``updated_at``, ``attempts``, ``error``); the change feed is a sorted set by sequence number;
+pending items are a sorted set scored by lease expiry (0 = free); failed items a sorted set
+scored by the time they failed. Changes, claims and acks run as Lua scripts, so
 each is atomic on the server. Scripts build key names from the prefix, so a Redis *cluster*
 needs all keys in one hash slot (use a prefix such as ``{recsys}:``).
 """
@@ -17,6 +18,7 @@ from typing import Any, TypeVar
 import orjson
 import redis
 
+from service.redact import redact
 from service.state.port import (
     DEFAULT_EVENTS_PER_USER,
     DEFAULT_REDIS_PREFIX,
@@ -38,7 +40,8 @@ for i = 1, n do
   local id, row, seq = ARGV[2 + 2 * i], ARGV[3 + 2 * i], last - n + i
   local key = p .. 'item:' .. id
   redis.call('HSET', key, 'row', row, 'deleted', row == '' and 1 or 0, 'seq', seq,
-             'updated_at', now)
+             'updated_at', now, 'attempts', 0, 'error', '')
+  redis.call('ZREM', p .. 'failed', id)
   redis.call('ZADD', p .. 'changes', seq, id)
   if version == '' then
     redis.call('ZADD', p .. 'pending', 0, id)
@@ -69,7 +72,9 @@ local p, version = ARGV[1], ARGV[2]
 for i = 3, #ARGV, 2 do
   local id, seq = ARGV[i], ARGV[i + 1]
   local key = p .. 'item:' .. id
-  redis.call('HSET', key, 'indexed_seq', seq, 'indexed_version', version)
+  redis.call('HSET', key, 'indexed_seq', seq, 'indexed_version', version, 'attempts', 0,
+             'error', '')
+  redis.call('ZREM', p .. 'failed', id)
   if redis.call('HGET', key, 'seq') == seq then
     redis.call('ZREM', p .. 'pending', id)
   else
@@ -79,9 +84,67 @@ end
 return 1
 """
 
+FAIL = """
+local p, id, seq, reason = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local max, retry_at, now = tonumber(ARGV[5]), ARGV[6], ARGV[7]
+local key = p .. 'item:' .. id
+if redis.call('HGET', key, 'seq') ~= seq then
+  return 0
+end
+local n = redis.call('HINCRBY', key, 'attempts', 1)
+redis.call('HSET', key, 'error', reason)
+if n >= max then
+  redis.call('ZREM', p .. 'pending', id)
+  redis.call('ZADD', p .. 'failed', now, id)
+  return 1
+end
+redis.call('ZADD', p .. 'pending', retry_at, id)
+return 0
+"""
+
+RETRY = """
+local p = ARGV[1]
+local ids = {}
+if #ARGV > 1 then
+  for i = 2, #ARGV do table.insert(ids, ARGV[i]) end
+else
+  ids = redis.call('ZRANGE', p .. 'failed', 0, -1)
+end
+local n = 0
+for _, id in ipairs(ids) do
+  if redis.call('ZREM', p .. 'failed', id) == 1 then
+    redis.call('HSET', p .. 'item:' .. id, 'attempts', 0)
+    redis.call('ZADD', p .. 'pending', 0, id)
+    n = n + 1
+  end
+end
+return n
+"""
+STATUS_FIELDS = ("deleted", "seq", "indexed_version", "updated_at", "error", "attempts")
+
 
 def _row(text: str | None) -> dict[str, Any] | None:
     return orjson.loads(text) if text else None
+
+
+def _status(
+    item_id: str, fields: list[str | None], pending: float | None, failed: float | None
+) -> ItemStatus | None:
+    deleted, seq, version, updated, error, attempts = fields
+    if seq is None:
+        return None
+    state = (
+        "queued"
+        if pending is not None
+        else "failed"
+        if failed is not None
+        else "deleted"
+        if deleted == "1"
+        else "indexed"
+    )
+    return ItemStatus(
+        item_id, state, int(seq), version, float(updated), error or None, int(attempts or 0)
+    )
 
 
 class RedisStore:
@@ -99,13 +162,15 @@ class RedisStore:
         self._change_script = self._r.register_script(CHANGE)
         self._claim_script = self._r.register_script(CLAIM)
         self._ack_script = self._r.register_script(ACK)
+        self._fail_script = self._r.register_script(FAIL)
+        self._retry_script = self._r.register_script(RETRY)
         self._call(self._r.ping)
 
     def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         try:
             return fn(*args, **kwargs)
         except redis.RedisError as exc:
-            raise StoreError(f"redis store {self.url}: {exc}") from exc
+            raise StoreError(f"redis store {redact(self.url)}: {redact(str(exc))}") from exc
 
     # users
     def put_profile(self, user_id: str, features: Mapping[str, Any]) -> None:
@@ -178,14 +243,16 @@ class RedisStore:
         return int(self._call(self._r.get, f"{self.p}seq") or 0)
 
     def item_status(self, item_id: str) -> ItemStatus | None:
+        return self._statuses([item_id])[0]
+
+    def _statuses(self, item_ids: Sequence[str]) -> list[ItemStatus | None]:
         pipe = self._r.pipeline(transaction=True)
-        pipe.hmget(f"{self.p}item:{item_id}", "deleted", "seq", "indexed_version", "updated_at")
-        pipe.zscore(f"{self.p}pending", item_id)
-        (deleted, seq, version, updated), pending = self._call(pipe.execute)
-        if seq is None:
-            return None
-        state = "queued" if pending is not None else ("deleted" if deleted == "1" else "indexed")
-        return ItemStatus(item_id, state, int(seq), version, float(updated))
+        for item_id in item_ids:
+            pipe.hmget(f"{self.p}item:{item_id}", *STATUS_FIELDS)
+            pipe.zscore(f"{self.p}pending", item_id)
+            pipe.zscore(f"{self.p}failed", item_id)
+        replies = self._call(pipe.execute)
+        return [_status(item_id, *replies[3 * k : 3 * k + 3]) for k, item_id in enumerate(item_ids)]
 
     def claim_pending(self, limit: int, lease_s: float) -> list[ClaimedItem]:
         now = time.time()
@@ -201,6 +268,20 @@ class RedisStore:
             args = [self.p, version, *[v for c in claimed for v in (c.item_id, str(c.seq))]]
             self._call(self._ack_script, args=args)
 
+    def fail(self, item: ClaimedItem, reason: str, max_attempts: int, retry_in_s: float) -> bool:
+        now = time.time()
+        args = [self.p, item.item_id, str(item.seq), reason, max_attempts, now + retry_in_s, now]
+        return bool(self._call(self._fail_script, args=args))
+
+    def failed_items(self, limit: int = 100) -> list[ItemStatus]:
+        ids = self._call(self._r.zrange, f"{self.p}failed", 0, limit - 1)
+        return [s for s in self._statuses(ids) if s is not None]
+
+    def retry_failed(self, item_ids: Sequence[str] | None = None) -> int:
+        if item_ids is not None and not item_ids:
+            return 0
+        return int(self._call(self._retry_script, args=[self.p, *(item_ids or [])]))
+
     def requeue_not_indexed_in(self, version: str) -> int:
         """Scans the catalog in chunks (not atomic: a concurrent change is queued anyway)."""
         ids = self._call(self._r.zrange, f"{self.p}changes", 0, -1)
@@ -214,7 +295,16 @@ class RedisStore:
             stale = {i: 0 for i, v in zip(chunk, versions, strict=True) if v != version}
             if stale:
                 requeued += self._call(self._r.zadd, f"{self.p}pending", stale, nx=True)
+                self._forget_failures(list(stale))
         return requeued
+
+    def _forget_failures(self, item_ids: list[str]) -> None:
+        """Items queued again for a new model start their attempts over."""
+        pipe = self._r.pipeline(transaction=False)
+        pipe.zrem(f"{self.p}failed", *item_ids)
+        for item_id in item_ids:
+            pipe.hset(f"{self.p}item:{item_id}", "attempts", 0)
+        self._call(pipe.execute)
 
     def pending_count(self) -> int:
         return int(self._call(self._r.zcard, f"{self.p}pending"))

@@ -39,11 +39,19 @@ CREATE INDEX IF NOT EXISTS popularity_by_score ON popularity (score DESC, item_i
 CREATE TABLE IF NOT EXISTS items (
     item_id TEXT PRIMARY KEY, row TEXT, seq INTEGER NOT NULL, pending INTEGER NOT NULL,
     lease_until REAL NOT NULL DEFAULT 0, indexed_seq INTEGER NOT NULL DEFAULT 0,
-    indexed_version TEXT, updated_at REAL NOT NULL);
+    indexed_version TEXT, updated_at REAL NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
+    error TEXT, failed INTEGER NOT NULL DEFAULT 0);
 CREATE INDEX IF NOT EXISTS items_by_seq ON items (seq);
 CREATE INDEX IF NOT EXISTS items_pending ON items (pending, lease_until);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
+# Columns added after the first release: a store written before them gains them at open.
+ITEM_COLUMNS_ADDED = {
+    "attempts": "INTEGER NOT NULL DEFAULT 0",
+    "error": "TEXT",
+    "failed": "INTEGER NOT NULL DEFAULT 0",
+}
+STATUS_COLUMNS = "row IS NULL, pending, failed, seq, indexed_version, updated_at, error, attempts"
 
 
 def _row_json(row: Mapping[str, Any] | None) -> str | None:
@@ -52,6 +60,19 @@ def _row_json(row: Mapping[str, Any] | None) -> str | None:
 
 def _row(text: str | None) -> dict[str, Any] | None:
     return None if text is None else orjson.loads(text)
+
+
+def _add_missing_columns(db: sqlite3.Connection) -> None:
+    have = {row[1] for row in db.execute("PRAGMA table_info(items)")}
+    for name, kind in ITEM_COLUMNS_ADDED.items():
+        if name not in have:
+            db.execute(f"ALTER TABLE items ADD COLUMN {name} {kind}")
+
+
+def _status(item_id: str, row: tuple) -> ItemStatus:
+    deleted, pending, failed, seq, version, updated, error, attempts = row
+    state = "queued" if pending else "failed" if failed else "deleted" if deleted else "indexed"
+    return ItemStatus(item_id, state, seq, version, updated, error, attempts)
 
 
 class SqliteStore:
@@ -74,6 +95,7 @@ class SqliteStore:
             with self._write() as db:
                 for statement in SCHEMA.split(";"):
                     db.execute(statement)
+                _add_missing_columns(db)
         except sqlite3.Error as exc:
             raise StoreError(f"sqlite store {self.path}: {exc}") from exc
 
@@ -177,7 +199,7 @@ class SqliteStore:
                 "indexed_version, updated_at) VALUES (?1, ?2, ?3, ?4, 0, "
                 "CASE WHEN ?4 = 0 THEN ?3 ELSE 0 END, ?5, ?6) "
                 "ON CONFLICT (item_id) DO UPDATE SET row = ?2, seq = ?3, pending = ?4, "
-                "lease_until = 0, updated_at = ?6, "
+                "lease_until = 0, updated_at = ?6, attempts = 0, error = NULL, failed = 0, "
                 "indexed_seq = CASE WHEN ?4 = 0 THEN ?3 ELSE indexed_seq END, "
                 "indexed_version = CASE WHEN ?4 = 0 THEN ?5 ELSE indexed_version END",
                 [
@@ -198,16 +220,8 @@ class SqliteStore:
         return int(rows[0][0]) if rows else 0
 
     def item_status(self, item_id: str) -> ItemStatus | None:
-        rows = self._read(
-            "SELECT row IS NULL, pending, seq, indexed_version, updated_at FROM items "
-            "WHERE item_id = ?",
-            (item_id,),
-        )
-        if not rows:
-            return None
-        deleted, pending, seq, version, updated = rows[0]
-        state = "queued" if pending else ("deleted" if deleted else "indexed")
-        return ItemStatus(item_id, state, seq, version, updated)
+        rows = self._read(f"SELECT {STATUS_COLUMNS} FROM items WHERE item_id = ?", (item_id,))
+        return _status(item_id, rows[0]) if rows else None
 
     def claim_pending(self, limit: int, lease_s: float) -> list[ClaimedItem]:
         now = time.time()
@@ -224,14 +238,42 @@ class SqliteStore:
         with self._write() as db:
             db.executemany(
                 "UPDATE items SET pending = (seq != ?1), lease_until = 0, indexed_seq = ?1, "
-                "indexed_version = ?2 WHERE item_id = ?3",
+                "indexed_version = ?2, attempts = 0, error = NULL, failed = 0 WHERE item_id = ?3",
                 [(c.seq, version, c.item_id) for c in claimed],
             )
+
+    def fail(self, item: ClaimedItem, reason: str, max_attempts: int, retry_in_s: float) -> bool:
+        with self._write() as db:
+            rows = db.execute(
+                "UPDATE items SET attempts = attempts + 1, error = ?1, "
+                "failed = (attempts + 1 >= ?2), pending = (attempts + 1 < ?2), "
+                "lease_until = CASE WHEN attempts + 1 >= ?2 THEN 0 ELSE ?3 END "
+                "WHERE item_id = ?4 AND seq = ?5 RETURNING failed",
+                (reason, max_attempts, time.time() + retry_in_s, item.item_id, item.seq),
+            ).fetchall()
+        return bool(rows and rows[0][0])
+
+    def failed_items(self, limit: int = 100) -> list[ItemStatus]:
+        rows = self._read(
+            f"SELECT item_id, {STATUS_COLUMNS} FROM items WHERE failed = 1 "
+            "ORDER BY updated_at, seq LIMIT ?",
+            (limit,),
+        )
+        return [_status(r[0], r[1:]) for r in rows]
+
+    def retry_failed(self, item_ids: Sequence[str] | None = None) -> int:
+        where, args = "failed = 1", ()
+        if item_ids is not None:
+            where += f" AND item_id IN ({', '.join('?' * len(item_ids))})"
+            args = tuple(item_ids)
+        with self._write() as db:
+            sql = "UPDATE items SET failed = 0, pending = 1, attempts = 0, lease_until = 0 WHERE "
+            return db.execute(sql + where, args).rowcount
 
     def requeue_not_indexed_in(self, version: str) -> int:
         with self._write() as db:
             cursor = db.execute(
-                "UPDATE items SET pending = 1, lease_until = 0 "
+                "UPDATE items SET pending = 1, lease_until = 0, failed = 0, attempts = 0 "
                 "WHERE pending = 0 AND indexed_version IS NOT ?",
                 (version,),
             )

@@ -34,6 +34,8 @@ class Deployment:
     def settings(self, **overrides: Any) -> Settings:
         values = {
             "bundle": self.bundle,
+            # the test bundles live in sibling temp folders of one pytest base folder
+            "bundles_root": self.bundle.parent.parent,
             "milvus_uri": self.milvus_uri,
             "store_uri": self.store_uri,
             "milvus_timeout_s": 5.0,

@@ -48,7 +48,7 @@ pytestmark = pytest.mark.anyio
             "context.colour",
         ),
         ("post", "/v1/users/u1/events", {"events": []}, 422, "events"),
-        ("post", "/v1/users/u1/events", {"events": [{"type": "read"}]}, 422, "events.0.item_id"),
+        ("post", "/v1/users/u1/events", {"events": [{"type": "read"}]}, 422, "events[0].item_id"),
         ("put", "/v1/users/u1", {"features": {"post_id": "p1"}}, 422, "features.post_id"),
         ("put", "/v1/items", {"items": [{"topic_id": "t1"}]}, 422, "items[0].post_id"),
         (
@@ -113,7 +113,8 @@ async def test_api_keys_guard_routes_and_admin_routes(deployment):
         admin_ok = await c.post(
             "/v1/admin/reload", json={"bundle": "/nonexistent"}, headers={"X-API-Key": "admin-key"}
         )
-        assert admin_ok.status_code == 409  # authorized; the bundle itself is refused
+        # authorized; the path itself is refused (outside RECSYS_BUNDLES_ROOT)
+        assert admin_ok.status_code == 422 and admin_ok.json()["error"]["field"] == "bundle"
         assert (await c.get("/livez")).status_code == 200  # probes stay open
         assert (await c.get("/metrics")).status_code == 200
 

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from service.bundle import load_bundle
-from service.index import CollectionMismatch, ScalarField, open_index
+from service.index import CollectionMismatch, InvalidRequest, ScalarField, open_index
 from service.indexing import IndexJobError, run_index_job
 from service.indexing.job import in_shard
 from service.state import open_store
@@ -96,6 +96,57 @@ def test_bad_rows_fail_or_are_reported(bundle, tmp_path: Path) -> None:
     assert any("topic_id" in e and "at most 256 bytes" in e for e in report.bad_examples)
     vector = bundle.embed_users({"client_id": ["u1"]})[0]
     assert {h.item_id for h in index.search(bundle.version, vector, 10)} == {"p1", "p3", "7"}
+
+
+class RefusingLite:
+    """Milvus Lite that refuses upserts holding one of ``refused`` ids, as a server refuses a
+    value our checks let through; everything else is the real index."""
+
+    def __init__(self, index, refused: set[str]) -> None:
+        self.index, self.refused, self.upserts = index, refused, 0
+
+    def __getattr__(self, name: str):
+        return getattr(self.index, name)
+
+    def upsert(self, version, ids, vectors, attributes) -> None:
+        self.upserts += 1
+        if self.refused & set(ids):
+            raise InvalidRequest(f"refused one of {len(ids)} rows")
+        self.index.upsert(version, ids, vectors, attributes)
+
+
+def test_a_row_the_index_refuses_is_skipped_and_reported(bundle, tmp_path: Path) -> None:
+    rows = [{"post_id": f"p{n}", "topic_id": "t1", "post_vec": [0.1] * 32} for n in range(50)]
+    path = tmp_path / "items.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    lite = open_index(str(tmp_path / "refusing.db"), timeout_s=10)
+    catalog = open_store(f"sqlite:///{tmp_path / 'catalog.db'}")
+    index = RefusingLite(lite, {"p7", "p31"})
+    with pytest.raises(IndexJobError, match=r"p7.*refused by the index: refused one of 1 rows"):
+        run_index_job(bundle, index, path, tmp_path / "cp1", batch_size=64)
+    report = run_index_job(
+        bundle, index, path, tmp_path / "cp2", on_bad_rows="skip", catalog=catalog
+    )
+    assert report.bad_rows == 2 and report.indexed == 48 == lite.count(bundle.version)
+    assert any("'p31'" in e for e in report.bad_examples)
+    assert catalog.item_status("p7") is None and catalog.item_status("p8").state == "indexed"
+    lite.close()
+    catalog.close()
+
+
+def test_duplicate_ids_in_one_batch_index_the_last_row(bundle, tmp_path: Path) -> None:
+    """One batch may repeat an id (a file of appended updates): the last row wins."""
+    first = {"post_id": "p1", "topic_id": "t1", "post_vec": [0.1] * 32}
+    lines = [first, {**first, "post_id": "p2"}, {**first, "topic_id": "t2"}]
+    path = tmp_path / "items.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in lines))
+    index = open_index(str(tmp_path / "dupes.db"), timeout_s=10)
+    report = run_index_job(bundle, index, path, tmp_path / "cp")
+    assert report.bad_rows == 0 and index.count(bundle.version) == 2 == report.unique_ids
+    vector = bundle.embed_users({"client_id": ["u1"]})[0]
+    hits = index.search(bundle.version, vector, 10, filter={"topic_id": ["t2"]})
+    assert [h.item_id for h in hits] == ["p1"]
+    index.close()
 
 
 def test_csv_items_with_lists_and_vectors(bundle, tmp_path: Path) -> None:

@@ -98,6 +98,61 @@ def test_model_swap_requeues_items_indexed_elsewhere(store):
     assert sorted(c.item_id for c in store.claim_pending(10, 30)) == ["a", "b"]
 
 
+def test_a_refused_change_is_retried_then_failed_with_its_reason(store):
+    store.put_items([("a", {"x": 1}), ("b", {"x": 2})])
+    [a, b] = store.claim_pending(10, lease_s=30)
+    store.ack([b], "v1")
+    assert store.fail(a, "vector is NaN", max_attempts=2, retry_in_s=0.2) is False
+    status = store.item_status("a")
+    assert (status.state, status.error, status.attempts) == ("queued", "vector is NaN", 1)
+    assert store.claim_pending(10, lease_s=30) == []  # not before retry_in_s
+    time.sleep(0.3)
+    [again] = store.claim_pending(10, lease_s=30)
+    assert store.fail(again, "vector is NaN", max_attempts=2, retry_in_s=0.2) is True
+    status = store.item_status("a")
+    assert (status.state, status.error, status.attempts) == ("failed", "vector is NaN", 2)
+    assert store.pending_count() == 0
+    assert [s.item_id for s in store.failed_items()] == ["a"]
+    assert store.item_status("b").state == "indexed"
+
+
+def test_failed_items_are_retried_on_request_or_by_a_new_change(store):
+    store.put_items([("a", {"x": 1}), ("b", {"x": 2}), ("c", {"x": 3})])
+    for claimed in store.claim_pending(10, lease_s=30):
+        assert store.fail(claimed, "refused", max_attempts=1, retry_in_s=0)
+    assert store.retry_failed(["a", "missing"]) == 1
+    assert store.item_status("a").state == "queued" and store.item_status("a").attempts == 0
+    store.put_items([("b", {"x": 4})])  # a fix of the row starts over
+    assert (store.item_status("b").state, store.item_status("b").error) == ("queued", None)
+    assert [s.item_id for s in store.failed_items()] == ["c"]
+    assert store.retry_failed() == 1
+    assert store.failed_items() == []
+    claimed = store.claim_pending(10, lease_s=30)
+    assert sorted(c.item_id for c in claimed) == ["a", "b", "c"]
+    store.ack(claimed, "v1")
+    assert {store.item_status(i).state for i in "abc"} == {"indexed"}
+    assert store.item_status("c").error is None
+
+
+def test_a_change_made_after_the_claim_is_not_failed(store):
+    store.put_items([("a", {"x": 1})])
+    [claimed] = store.claim_pending(10, lease_s=30)
+    store.put_items([("a", {"x": 2})])
+    assert store.fail(claimed, "refused", max_attempts=1, retry_in_s=0) is False
+    assert store.item_status("a").state == "queued"
+    assert [c.row for c in store.claim_pending(10, lease_s=30)] == [{"x": 2}]
+
+
+def test_a_model_swap_retries_failed_items(store):
+    store.put_items([("a", {"x": 1})])
+    [claimed] = store.claim_pending(10, lease_s=30)
+    store.fail(claimed, "refused", max_attempts=1, retry_in_s=0)
+    assert store.requeue_not_indexed_in("v2") == 1
+    assert store.item_status("a").state == "queued" and store.failed_items() == []
+    [again] = store.claim_pending(10, lease_s=30)
+    assert store.fail(again, "refused", max_attempts=2, retry_in_s=0) is False  # attempts reset
+
+
 def test_popular_items_leave_out_deleted_items(store):
     store.add_events("u", [Event("a", "read", 1.0), Event("a", "read", 2.0), Event("b", "read", 3)])
     store.put_items([("a", {}), ("b", {})], indexed_version="v1")
@@ -163,3 +218,23 @@ def test_the_redis_prefix_setting_keeps_deployments_apart(redis_url):
     assert blue.get_profile("u1") == {"colour": "blue"} and blue.pending_count() == 1
     blue.close()
     green.close()
+
+
+def test_a_store_written_before_failures_were_tracked_opens_and_works(tmp_path: Path):
+    import sqlite3
+
+    path = tmp_path / "old.db"
+    db = sqlite3.connect(path)
+    db.execute(
+        "CREATE TABLE items (item_id TEXT PRIMARY KEY, row TEXT, seq INTEGER NOT NULL, "
+        "pending INTEGER NOT NULL, lease_until REAL NOT NULL DEFAULT 0, indexed_seq INTEGER "
+        "NOT NULL DEFAULT 0, indexed_version TEXT, updated_at REAL NOT NULL)"
+    )
+    db.execute("INSERT INTO items VALUES ('a', '{}', 1, 1, 0, 0, NULL, 0)")
+    db.commit()
+    db.close()
+    store = open_store(f"sqlite:///{path}")
+    [claimed] = store.claim_pending(10, lease_s=30)
+    assert store.fail(claimed, "refused", max_attempts=1, retry_in_s=0)
+    assert store.item_status("a").state == "failed"
+    store.close()

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from service.bundle import BundleError, load_bundle
-from service.bundle.manifest import MANIFEST_FILE
+from service.bundle.manifest import MANIFEST_FILE, manifest_digest
 from tests.conftest import need_tensorflow
 
 
@@ -97,10 +97,54 @@ def test_missing_file_is_named(bundle_copy: Path) -> None:
         load_bundle(bundle_copy)
 
 
+def write_sealed(bundle: Path, manifest: dict) -> None:
+    """A manifest edited and sealed again (what a careless or hostile writer can do)."""
+    manifest["manifest_sha256"] = manifest_digest(manifest)
+    (bundle / MANIFEST_FILE).write_text(json.dumps(manifest))
+
+
+def test_the_manifest_is_sealed_and_an_edit_is_refused(bundle_copy: Path) -> None:
+    text = (bundle_copy / MANIFEST_FILE).read_text()
+    manifest = json.loads(text)
+    assert manifest["manifest_sha256"] == manifest_digest(manifest)
+    manifest["metrics"]["ranker"]["auc"] = 0.999  # fake metrics
+    (bundle_copy / MANIFEST_FILE).write_text(json.dumps(manifest))
+    with pytest.raises(BundleError, match=r"manifest\.json does not match its manifest_sha256"):
+        load_bundle(bundle_copy)
+    (bundle_copy / MANIFEST_FILE).write_text(text[: len(text) // 2])  # truncated
+    with pytest.raises(BundleError, match=r"manifest\.json is not a valid manifest"):
+        load_bundle(bundle_copy)
+
+
+@pytest.mark.parametrize("name", ["../outside.json", "/etc/hostname", "sub/x.json", ".."])
+def test_a_listed_file_outside_the_bundle_is_refused(bundle_copy: Path, name: str) -> None:
+    (bundle_copy.parent / "outside.json").write_text("{}")
+    manifest = json.loads((bundle_copy / MANIFEST_FILE).read_text())
+    manifest["files"][name] = "0" * 64
+    write_sealed(bundle_copy, manifest)
+    with pytest.raises(BundleError, match="not a file of the bundle"):
+        load_bundle(bundle_copy)
+
+
+def test_a_symlink_out_of_the_bundle_is_refused(bundle_copy: Path) -> None:
+    outside = bundle_copy.parent / "metrics.json"
+    shutil.move(bundle_copy / "metrics.json", outside)
+    (bundle_copy / "metrics.json").symlink_to(outside)
+    with pytest.raises(BundleError, match=r"metrics\.json', not a file of the bundle"):
+        load_bundle(bundle_copy)
+
+
+def test_a_bundle_written_before_the_seal_still_loads(bundle_copy: Path) -> None:
+    manifest = json.loads((bundle_copy / MANIFEST_FILE).read_text())
+    del manifest["manifest_sha256"]
+    (bundle_copy / MANIFEST_FILE).write_text(json.dumps(manifest))
+    assert load_bundle(bundle_copy).manifest.manifest_sha256 == ""
+
+
 def test_unlisted_or_missing_manifest(bundle_copy: Path) -> None:
     manifest = json.loads((bundle_copy / MANIFEST_FILE).read_text())
     del manifest["files"]["item_tower.onnx"]
-    (bundle_copy / MANIFEST_FILE).write_text(json.dumps(manifest))
+    write_sealed(bundle_copy, manifest)
     with pytest.raises(BundleError, match=r"item_tower\.onnx is not listed"):
         load_bundle(bundle_copy)
     (bundle_copy / MANIFEST_FILE).unlink()

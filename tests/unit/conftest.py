@@ -3,16 +3,27 @@ this process, no network, no TensorFlow)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
+from service.app import create_app
 from service.index.exact import ExactIndex
 from service.settings import Settings
 from service.state import open_store
-from tests.fakes import FakeModel, Switchable, catalog, deploy, flaky_store, slow_index
+from tests.fakes import (
+    FakeModel,
+    Switchable,
+    catalog,
+    deploy,
+    fake_loader,
+    flaky_store,
+    slow_index,
+)
 
 
 @pytest.fixture(scope="session")
@@ -64,3 +75,32 @@ def make_settings(tmp_path: Path) -> Callable[..., Settings]:
         return Settings(**values)
 
     return make
+
+
+@pytest.fixture
+def serve(index, store, model, make_settings):
+    """``async with serve(**settings) as client``: the app on the fakes, over ASGI."""
+    second = FakeModel(index, {}, version="fake_2")
+    loads: list[str] = []
+
+    @asynccontextmanager
+    async def running(**overrides) -> AsyncIterator[httpx.AsyncClient]:
+        app = create_app(
+            make_settings(**overrides),
+            adapters=lambda _settings: (index, store),
+            load_model=fake_loader({"fake_1": model, "fake_2": second}, loads),
+        )
+        async with app.router.lifespan_context(app):
+            # a client sees the 500 the app sends, not the exception behind it
+            transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+            async with httpx.AsyncClient(transport=transport, base_url="http://recsys") as c:
+                c.loads = loads  # type: ignore[attr-defined]
+                yield c
+
+    return running
+
+
+@pytest.fixture
+async def client(serve) -> AsyncIterator[httpx.AsyncClient]:
+    async with serve() as c:
+        yield c

@@ -4,48 +4,15 @@ codes, the one error shape, auth, reload, readiness and the indexing worker."""
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
 import anyio
 import httpx
 import pytest
 
 from service.api.schemas import RecommendationResponse
-from service.app import create_app
 from service.online.ports import RankerError
-from tests.fakes import FakeModel, fake_loader
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-def serve(index, store, model, make_settings):
-    """``async with serve(**settings) as client``: the app on the fakes, over ASGI."""
-    second = FakeModel(index, {}, version="fake_2")
-    loads: list[str] = []
-
-    @asynccontextmanager
-    async def running(**overrides) -> AsyncIterator[httpx.AsyncClient]:
-        app = create_app(
-            make_settings(**overrides),
-            adapters=lambda _settings: (index, store),
-            load_model=fake_loader({"fake_1": model, "fake_2": second}, loads),
-        )
-        async with app.router.lifespan_context(app):
-            # a client sees the 500 the app sends, not the exception behind it
-            transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-            async with httpx.AsyncClient(transport=transport, base_url="http://recsys") as c:
-                c.loads = loads  # type: ignore[attr-defined]
-                yield c
-
-    return running
-
-
-@pytest.fixture
-async def client(serve) -> AsyncIterator[httpx.AsyncClient]:
-    async with serve() as c:
-        yield c
 
 
 def assert_error(response: httpx.Response, status: int, code: str, field: str | None) -> None:
@@ -89,6 +56,57 @@ async def test_recommendations_over_http(client):
 )
 async def test_bad_input_is_a_422_naming_the_field(client, method, path, body, field):
     assert_error(await client.request(method, path, json=body), 422, "invalid_request", field)
+
+
+HUGE = "18446744073709551616"  # 2**64, valid JSON, past int64
+LONE = '"\\ud800"'  # a lone surrogate, valid JSON, not Unicode a store can hold
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "raw", "field"),
+    [
+        ("post", "/v1/recommendations", '{"user_id":"u","user_features":{"favs":["t3:abc"]}}',
+         "user_features.favs"),
+        ("post", "/v1/recommendations", '{"user_id":"u","user_features":{"favs":["t3:nan"]}}',
+         "user_features.favs"),
+        ("post", "/v1/recommendations", '{"user_id":"u","user_features":{"favs":["t3:inf"]}}',
+         "user_features.favs"),
+        ("post", "/v1/recommendations", '{"user_id":"u","user_features":{"favs":["t3:1e39"]}}',
+         "user_features.favs"),
+        ("post", "/v1/recommendations", '{"user_id":"u","user_features":{"age_band":@HUGE@}}',
+         "user_features.age_band"),
+        ("post", "/v1/recommendations", '{"user_id":"u","context":{"device":@LONE@}}',
+         "context.device"),
+        ("post", "/v1/recommendations", '{"user_id":"u","context":{@LONE@:1}}', None),
+        ("post", "/v1/recommendations", '{"user_id":"u","filter":{"topic":[@LONE@]}}',
+         "filter.topic[0]"),
+        ("post", "/v1/recommendations", '{"user_id":"u","filter":{"topic":[@HUGE@]}}',
+         "filter.topic[0]"),
+        ("post", "/v1/users/u/events", '{"events":[{"item_id":"i1","ts":NaN}]}', "events[0].ts"),
+        ("post", "/v1/users/u/events", '{"events":[{"item_id":"i1","ts":1e400}]}', "events[0].ts"),
+        ("post", "/v1/users/u/events", '{"events":[{"item_id":"i1","weight":NaN}]}',
+         "events[0].weight"),
+        ("put", "/v1/users/u", '{"features":{"age_band":1e39}}', "features.age_band"),
+        ("put", "/v1/users/u", '{"features":{"age_band":@HUGE@}}', "features.age_band"),
+        ("put", "/v1/users/u", '{"features":{"age_band":@LONE@}}', "features.age_band"),
+        ("put", "/v1/users/u", '{"features":{"favs":[[1]]}}', "features.favs"),
+        ("put", "/v1/items", '{"items":[{"item_id":"z","topic":@HUGE@}]}', "items[0].topic"),
+        ("put", "/v1/items", '{"items":[{"item_id":"z","topic":99999999999999999999999999}]}',
+         "items[0].topic"),
+        ("put", "/v1/items", '{"items":[{"item_id":"z","topic":@LONE@}]}', "items[0].topic"),
+        ("put", "/v1/items", '{"items":[{"item_id":"z","quality":[NaN]}]}', "items[0].quality"),
+    ],
+)  # fmt: skip
+async def test_valid_json_the_service_cannot_hold_is_a_422(client, method, path, raw, field):
+    """Each of these was a 500 (issue 13): numbers past int64 / float32, NaN, lone surrogates."""
+    headers = {"content-type": "application/json"}
+    raw = raw.replace("@HUGE@", HUGE).replace("@LONE@", LONE)
+    r = await client.request(method, path, content=raw.encode(), headers=headers)
+    assert r.status_code == 422, r.text
+    body = r.json()["error"]
+    assert body["code"] == "invalid_request"
+    if field is not None:
+        assert body["field"] == field, body
 
 
 async def test_not_found_method_and_size_errors(client, serve):

@@ -17,6 +17,8 @@ from service.validation import (
     check_item_row,
     check_item_rows,
     check_profile,
+    check_raw_scalar,
+    check_raw_value,
     check_request_names,
     id_from_file,
 )
@@ -129,3 +131,45 @@ def test_request_names():
     check_request_names(RULES, ["device"], ["age_band"], ["topic"])
     with pytest.raises(InvalidInput, match=r"context.age_band: unknown; this model accepts"):
         check_request_names(RULES, ["age_band"], [], [])
+
+
+@pytest.mark.parametrize(
+    "good", [None, True, 0, -(2**63), 2**63 - 1, 1e24, -3.4e38, "", "ünï 🙂", "x" * 1024, ["a", 1]]
+)
+def test_raw_values_that_pass(good):
+    assert check_raw_value(good) is good
+
+
+@pytest.mark.parametrize(
+    ("bad", "rule"),
+    [
+        (2**63, "64 bits"),
+        (-(2**63) - 1, "64 bits"),
+        (float("nan"), "finite"),
+        (float("inf"), "finite"),
+        (1e39, "float32"),
+        ("\ud800", "lone surrogate"),
+        ("x" * 1025, "1024 UTF-8 bytes"),
+        (["ok", "\udfff"], "lone surrogate"),
+        ([[1]], "a string, number or bool"),
+        ({"a": 1}, "a string, number or bool"),
+        (["a"] * 1001, "at most 1000"),
+    ],
+)
+def test_raw_values_that_do_not(bad, rule):
+    with pytest.raises(ValueError, match=rule) as caught:
+        check_raw_value(bad)
+    assert "\ud800" not in str(caught.value) and "\udfff" not in str(caught.value)
+
+
+def test_filter_scalars_are_not_null_or_lists():
+    assert check_raw_scalar("t1") == "t1"
+    for bad in (None, ["t1"]):
+        with pytest.raises(ValueError):
+            check_raw_scalar(bad)
+
+
+def test_an_attribute_or_filter_with_a_lone_surrogate_is_refused_in_ascii():
+    field = ScalarField("topic", "string")
+    with pytest.raises(InvalidInput, match=r"'\\ud800' is not a string of valid Unicode"):
+        attribute_value(field, "\ud800")

@@ -40,7 +40,7 @@ def put_items(
     status_code=202,
     response_model=ItemsAccepted,
     summary="Remove an item; removed from the index asynchronously",
-    responses=error_responses(401, 404, 422),
+    responses=error_responses(401, 404, 422, 503),
 )
 def delete_item(item_id: ItemId, rt: Annotated[Runtime, Depends(runtime)]) -> ItemsAccepted:
     """An id the catalog never held is a 404 (a typo should not queue a tombstone); deleting
@@ -54,7 +54,7 @@ def delete_item(item_id: ItemId, rt: Annotated[Runtime, Depends(runtime)]) -> It
     "/v1/items/{item_id}",
     response_model=ItemStatusOut,
     summary="Whether an item is queued, indexed or deleted",
-    responses=error_responses(401, 404, 422),
+    responses=error_responses(401, 404, 422, 503),
 )
 def item_status(item_id: ItemId, rt: Annotated[Runtime, Depends(runtime)]) -> ItemStatusOut:
     status = rt.store.item_status(item_id)

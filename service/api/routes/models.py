@@ -10,6 +10,8 @@ from service.api.errors import ApiError
 from service.api.schemas import ModelOut, ReloadRequest
 from service.online.ports import ModelLoadError, ServableModel
 from service.online.runtime import Runtime
+from service.settings import reload_root
+from service.validation import check_bundle_path
 
 router = APIRouter(tags=["models"])
 
@@ -53,8 +55,11 @@ def get_model(
     responses=error_responses(401, 403, 409, 422),
 )
 async def reload(body: ReloadRequest, rt: Annotated[Runtime, Depends(runtime)]) -> ModelOut:
+    """Only a folder inside the bundles root (`RECSYS_BUNDLES_ROOT`) is loaded: any other path,
+    or one with control characters, is a 422."""
+    path = check_bundle_path(body.bundle, reload_root(rt.settings))
     try:
-        model = await rt.reload(body.bundle)
+        model = await rt.reload(path)
     except ModelLoadError as exc:
         raise ApiError(
             409,

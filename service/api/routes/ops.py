@@ -10,6 +10,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from service.api.deps import runtime
 from service.index import VectorIndexError
 from service.online.runtime import Runtime
+from service.redact import public
 from service.state import StoreError
 
 router = APIRouter(tags=["operations"])
@@ -37,12 +38,12 @@ async def readyz(rt: Annotated[Runtime, Depends(runtime)]) -> JSONResponse:
                 )
             checks["index"] = f"ok ({count} items)"
         except (VectorIndexError, TimeoutError) as exc:
-            checks["index"] = f"unavailable: {exc or 'timeout'}"
+            checks["index"] = public(f"unavailable: {exc or 'timeout'}")
     try:
         depth = await anyio.to_thread.run_sync(rt.store.pending_count)
         checks["store"] = f"ok ({depth} queued)"
     except StoreError as exc:
-        checks["store"] = f"unavailable: {exc}"
+        checks["store"] = public(f"unavailable: {exc}")
     ready = model is not None and all(v.startswith("ok") for k, v in checks.items() if k != "model")
     return JSONResponse(
         {"status": "ready" if ready else "not ready", "checks": checks},

@@ -22,7 +22,7 @@ UserId = Annotated[str, Path(pattern=ID_PATTERN)]
     "/v1/users/{user_id}/events",
     response_model=EventsAccepted,
     summary="Record a user's reads/clicks; the next recommendation uses them",
-    responses=error_responses(401, 413, 422),
+    responses=error_responses(401, 413, 422, 503),
 )
 def add_events(
     user_id: UserId, body: EventsRequest, rt: Annotated[Runtime, Depends(runtime)]
@@ -52,7 +52,7 @@ def _unknown_items(rt: Runtime, item_ids: list[str]) -> list[str]:
     "/v1/users/{user_id}",
     response_model=Profile,
     summary="Replace a user's profile features",
-    responses=error_responses(401, 413, 422),
+    responses=error_responses(401, 413, 422, 503),
 )
 def put_profile(
     user_id: UserId,
@@ -69,7 +69,7 @@ def put_profile(
     "/v1/users/{user_id}",
     response_model=Profile,
     summary="A user's stored profile features",
-    responses=error_responses(401, 404),
+    responses=error_responses(401, 404, 503),
 )
 def get_profile(user_id: UserId, rt: Annotated[Runtime, Depends(runtime)]) -> Profile:
     features = rt.store.get_profile(user_id)
