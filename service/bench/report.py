@@ -47,20 +47,22 @@ def chart(result: dict, path: Path) -> Path | None:
         import matplotlib.pyplot as plt
     except ImportError:
         return None
-    fig, ax = plt.subplots(figsize=(8, 5))
-    for name, runs in result["servers"].items():
-        points = sorted([*runs["closed"], *runs["open"]], key=lambda r: r["rate"])
-        points = [p for p in points if p["requests"]]
-        rates = [p["rate"] for p in points]
-        ax.plot(rates, [p["p50_ms"] for p in points], "o-", label=f"{name} p50")
-        ax.plot(rates, [p["p99_ms"] for p in points], "x--", label=f"{name} p99")
-    ax.set_yscale("log")
-    ax.set_xlabel("answered requests/s")
-    ax.set_ylabel("latency, ms (log)")
+    fig, axes = plt.subplots(1, 2, figsize=(11, 5), sharey=True)
+    modes = (("closed", "closed loop: 1-64 connections"), ("open", "open loop: fixed rates"))
+    for ax, (mode, title) in zip(axes, modes, strict=True):
+        for name, runs in result["servers"].items():
+            points = sorted((p for p in runs[mode] if p["requests"]), key=lambda r: r["level"])
+            rates = [p["rate"] for p in points]
+            line = ax.plot(rates, [p["p99_ms"] for p in points], "x--", label=f"{name} p99")
+            ax.plot(rates, [p["p50_ms"] for p in points], "o-", color=line[0].get_color())
+        ax.set_yscale("log")
+        ax.set_xlabel("answered requests/s")
+        ax.set_title(title, fontsize=10)
+        ax.axhline(100, color="grey", linewidth=0.8)
+        ax.legend(fontsize=8)
+    axes[0].set_ylabel("latency, ms (log): p50 solid, p99 dashed")
     c = result["config"]
-    ax.set_title(f"{c['items']} items, k={c['k']} of N={c['candidates']}, {result['date'][:10]}")
-    ax.axhline(100, color="grey", linewidth=0.8)
-    ax.legend(fontsize=8)
+    fig.suptitle(f"{c['items']} items, k={c['k']} of N={c['candidates']}, {result['date'][:10]}")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
