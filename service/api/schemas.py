@@ -105,6 +105,12 @@ class RecommendationResponse(BaseModel):
         description="store_unavailable | index_unavailable | index_timeout | ranker_failed | "
         "ranker_timeout"
     )
+    empty_reason: str | None = Field(
+        None,
+        description="Set only when `items` is empty: filter_matched_nothing (no item passes "
+        "the filter and the exclusions) | all_excluded (every indexed item is excluded) | "
+        "no_items (the index holds no item)",
+    )
     timings_ms: dict[str, float]
 
     model_config = ConfigDict(
@@ -127,6 +133,7 @@ class RecommendationResponse(BaseModel):
                     "cold_start": False,
                     "degraded": False,
                     "fallback_reason": None,
+                    "empty_reason": None,
                     "timings_ms": {
                         "user_state": 0.3,
                         "user_tower": 0.2,

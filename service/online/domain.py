@@ -14,6 +14,9 @@ FallbackReason = Literal[
     "store_unavailable", "index_unavailable", "index_timeout", "ranker_failed", "ranker_timeout"
 ]
 Source = Literal["retrieval", "popular"]
+# why an answer has no items: no item passes the filter (and the exclusions); every item the
+# index holds is excluded; the index holds no item at all
+EmptyReason = Literal["filter_matched_nothing", "all_excluded", "no_items"]
 
 
 @dataclass(frozen=True)
@@ -123,6 +126,7 @@ class Recommendation:
     cold_start: bool
     fallback_reason: FallbackReason | None
     timings_ms: dict[str, float]
+    empty_reason: EmptyReason | None = None
 
     @property
     def degraded(self) -> bool:

@@ -36,6 +36,7 @@ from service.online.batcher import Batcher
 from service.online.clock import StageClock, off_loop
 from service.online.domain import (
     Candidates,
+    EmptyReason,
     Exclusions,
     FallbackReason,
     Recommendation,
@@ -95,6 +96,7 @@ class Recommender:
             cold_start=cold_start,
             fallback_reason=reasons[0] if reasons else None,
             timings_ms=clock.total(),
+            empty_reason=None if items else _why_empty(query, exclusions),
         )
 
     async def _user(
@@ -146,6 +148,7 @@ class Recommender:
         clock: StageClock,
     ) -> tuple[list[RecommendedItem], FallbackReason | None]:
         if not candidates:
+            clock.skipped("gather", "rank")
             return [], None
         job = RankJob(model, user.encoded, candidates)
         try:
@@ -171,6 +174,12 @@ def _retrieval_order(candidates: Candidates, k: int) -> list[RecommendedItem]:
         RecommendedItem(c.item_id, c.retrieval_score, c.retrieval_score, c.source)
         for c in (candidates.at(n) for n in range(min(k, len(candidates))))
     ]
+
+
+def _why_empty(query: RecommendationQuery, exclusions: Exclusions) -> EmptyReason:
+    if query.filter:
+        return "filter_matched_nothing"
+    return "all_excluded" if len(exclusions) else "no_items"
 
 
 def _request_error(query: RecommendationQuery, exc: EncodingError) -> Exception:

@@ -179,6 +179,16 @@ async def test_filters_apply_to_retrieval(recommend, model):
     assert (await recommend(k=5, filter={"topic": ["no-such-topic"]})).items == []
 
 
+async def test_an_empty_answer_says_why_and_keeps_every_timing(recommend, items):
+    full = await recommend(k=5)
+    assert full.items and full.empty_reason is None
+    nothing = await recommend(k=5, filter={"topic": ["no-such-topic"]})
+    assert nothing.items == [] and nothing.empty_reason == "filter_matched_nothing"
+    assert set(nothing.timings_ms) >= set(full.timings_ms) - {"catalog_sync"}
+    excluded = await recommend("stranger", k=5, exclude_item_ids=list(items))
+    assert excluded.items == [] and excluded.empty_reason == "all_excluded"
+
+
 @pytest.mark.parametrize(
     ("query", "field"),
     [

@@ -42,6 +42,7 @@ async def recommend(
         "cold_start": result.cold_start,
         "degraded": result.degraded,
         "fallback_reason": result.fallback_reason,
+        "empty_reason": result.empty_reason,
         "timings_ms": result.timings_ms,
     }
     return Response(orjson.dumps(answer), media_type="application/json")
