@@ -1,6 +1,6 @@
-"""Dynamic micro-batching across concurrent requests: one thread per stage takes every job
-waiting and serves them with one call (one Milvus search with nq > 1, one ranker run over
-all candidate rows).
+"""Dynamic micro-batching across concurrent requests: each of a stage's threads (``threads``,
+sharing one queue) takes every job waiting and serves them with one call (one Milvus search
+with nq > 1, one ranker run over all candidate rows).
 
 The window adapts to load: a batch starts at once when the previous one held a single job
 (one client pays no wait); under load, it waits up to ``window_s`` for as many jobs as the
@@ -84,7 +84,7 @@ class Batcher:
             return None
         batch = [first]
         deadline = time.perf_counter() + (self.window_s if self._last_size > 1 else 0.0)
-        want = min(self.max_batch, max(self._last_size, 1))
+        want = min(self.max_batch, self._last_size)
         while len(batch) < self.max_batch:
             try:
                 remaining = deadline - time.perf_counter()

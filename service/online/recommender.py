@@ -53,8 +53,9 @@ log = logging.getLogger(__name__)
 
 
 class Recommender:
-    """Serves concurrent requests through three batched stages (user, search, rank), each a
-    thread that takes every request waiting (`service.online.batcher`)."""
+    """Serves concurrent requests through three batched stages (user, search, rank) whose
+    threads take every request waiting (`service.online.batcher`; search and rank run
+    ``RECSYS_STAGE_THREADS`` batches at once)."""
 
     def __init__(
         self, index: VectorIndex, store: StateStore, settings: Settings, metrics: Metrics
