@@ -3,19 +3,19 @@ from __future__ import annotations
 import time
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path
+from fastapi import APIRouter, Depends
 
 from service.api.auth import require_api_key
 from service.api.deps import current_model, error_responses, runtime
 from service.api.errors import ApiError
+from service.api.paths import user_id_in_path
 from service.api.schemas import EventsAccepted, EventsRequest, Profile, ProfileRequest
 from service.online.ports import ServableModel
 from service.online.runtime import Runtime
 from service.state import Event
-from service.validation import ID_PATTERN
 
 router = APIRouter(tags=["users"], dependencies=[Depends(require_api_key)])
-UserId = Annotated[str, Path(pattern=ID_PATTERN)]
+UserId = Annotated[str, Depends(user_id_in_path)]
 
 
 @router.post(
