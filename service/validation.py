@@ -349,7 +349,9 @@ def check_item_row(
 
 
 def check_item_rows(
-    items: Sequence[tuple[str, Mapping[str, Any]]], rules: RequestRules, encode: Encode | None = None
+    items: Sequence[tuple[str, Mapping[str, Any]]],
+    rules: RequestRules,
+    encode: Encode | None = None,
 ) -> list[dict[str, Any]]:
     """The rows to store for the ``(item_id, features)`` pairs of a request, once each is one
     the index and models will take (``check_item_row``). A request names item features only,

@@ -104,9 +104,7 @@ class ServableModel(UserEncoder, Ranker, Protocol):
         events, the request is a cold start)."""
         ...
 
-    def check_items(
-        self, items: Sequence[tuple[str, Mapping[str, Any]]]
-    ) -> list[dict[str, Any]]:
+    def check_items(self, items: Sequence[tuple[str, Mapping[str, Any]]]) -> list[dict[str, Any]]:
         """The rows to store for ``(item_id, features)`` pairs, once the index and the models
         will take them; raises `InvalidInput`."""
         ...

@@ -69,7 +69,7 @@ def put_profile(
     "/v1/users/{user_id}",
     response_model=Profile,
     summary="A user's stored profile features",
-    responses=error_responses(401, 404, 503),
+    responses=error_responses(401, 404, 422, 503),
 )
 def get_profile(user_id: UserId, rt: Annotated[Runtime, Depends(runtime)]) -> Profile:
     features = rt.store.get_profile(user_id)
