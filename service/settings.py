@@ -108,6 +108,17 @@ class Settings(BaseSettings):
         0.5, gt=0, description="How often a process reads catalog changes and the active bundle."
     )
     max_body_bytes: int = Field(4 << 20, ge=1024, description="Largest accepted request body.")
+    rollout_gate: Literal["compare", "off"] = Field(
+        "compare",
+        description="compare: a reload is refused (409) unless the new bundle was scored against "
+        "the serving one (recsys train --baseline) and is no worse by the margins; off: no gate.",
+    )
+    gate_auc_margin: float = Field(
+        0.005, ge=0, le=1, description="How much lower the new bundle's ranker AUC may be."
+    )
+    gate_recall_margin: float = Field(
+        0.005, ge=0, le=1, description="How much lower the new bundle's Recall@50 may be."
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", description="Log level of the JSON logs."
     )

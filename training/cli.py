@@ -98,6 +98,13 @@ def train(
             "start trains once; a new version only when asked).",
         ),
     ] = False,
+    baseline: Annotated[
+        Path | None,
+        typer.Option(
+            help="The bundle this one would replace (e.g. bundles/current): scored on the new "
+            "bundle's test split and recorded, so a gated rollout can compare the two.",
+        ),
+    ] = None,
 ) -> None:
     """Train DSSM towers and a ranker, evaluate them, export ONNX and write a bundle; print
     its path on stdout (the progress goes to stderr)."""
@@ -113,6 +120,7 @@ def train(
     from training.compare import with_epoch_cap
     from training.config import TrainConfig
     from training.datasets import DatasetError
+    from training.gate import BaselineError
     from training.pipeline import train_bundle
 
     overrides: dict = {}
@@ -127,8 +135,8 @@ def train(
     if epochs is not None:
         cfg = with_epoch_cap(cfg, epochs)
     try:
-        path = train_bundle(dataset, data_dir, out, cfg, report=console.print)
-    except DatasetError as exc:
+        path = train_bundle(dataset, data_dir, out, cfg, console.print, baseline)
+    except (DatasetError, BaselineError) as exc:
         fail(str(exc))
     if link:
         _link(out, link, path)

@@ -31,6 +31,7 @@ from training.datasets import Dataset, load_dataset
 from training.evaluate import popularity_metrics
 from training.export import export_checked
 from training.fit import take
+from training.gate import RECALL, baseline_figures, gate_section
 from training.models.dssm import item_features, user_features
 from training.retrieval_data import RetrievalData, build_retrieval_data
 from training.runs import (
@@ -57,8 +58,11 @@ def train_bundle(
     out_dir: Path,
     cfg: TrainConfig,
     report: Report = print,
+    baseline: Path | None = None,
 ) -> Path:
-    """Train, evaluate and export one bundle; returns its folder. Fails loudly on a parity miss."""
+    """Train, evaluate and export one bundle; returns its folder. Fails loudly on a parity miss.
+    With ``baseline`` (the bundle this one would replace), both are scored on this bundle's
+    test split for the rollout gate (`training/gate.py`)."""
     started = time.perf_counter()
 
     def step(message: str) -> None:
@@ -86,6 +90,12 @@ def train_bundle(
 
     metrics = _metrics(dataset_name, dataset, cfg, rankers, towers, popular)
     served = rankers[cfg.ranker.name]
+    if baseline is not None:
+        figures = baseline_figures(baseline, splits, data)
+        metrics["gate"] = gate_section(
+            figures, metrics["ranker"]["auc"], towers.metrics[RECALL], data
+        )
+        step(f"gate figures: {metrics['gate']['candidate']} vs baseline {figures}")
     path, parity = _write_bundle(out_dir, cfg, splits, data, served, towers, metrics)
     step(
         f"exported ONNX, parity max abs diff: { {r: p['max_abs_diff'] for r, p in parity.items()} }"

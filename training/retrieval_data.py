@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from service.features import FeatureEncoder
-from service.features.encoder import Arrays
+from service.features.encoder import Arrays, Columns
 from training.datasets import Dataset
 from training.examples import HistoryIndex, feature_columns, side_columns
 from training.models.dssm import item_features, user_features
@@ -27,12 +27,14 @@ class EvalUsers:
     arrays: Arrays
     seen: list[np.ndarray]
     positives: list[np.ndarray]
+    columns: Columns  # the raw user-tower columns ``arrays`` were encoded from
 
 
 @dataclass
 class RetrievalData:
     item_ids: np.ndarray  # catalog order
     items: Arrays  # item tower inputs, one row per catalog item
+    item_columns: Columns  # the raw columns ``items`` were encoded from
     pairs: Arrays  # user tower inputs, one row per training positive
     pair_users: np.ndarray  # user key of each pair
     pair_items: np.ndarray  # catalog row of each pair's item
@@ -49,9 +51,8 @@ def build_retrieval_data(
     ukey, ikey = schema.user_key, schema.item_key
     item_ids = dataset.items[ikey].to_numpy()
     row_of = pd.Series(np.arange(len(item_ids)), index=item_ids)
-    items = encoder.encode(
-        side_columns(dataset.items, [f.name for f in item_features(schema)]), item_features(schema)
-    )
+    item_columns = side_columns(dataset.items, [f.name for f in item_features(schema)])
+    items = encoder.encode(item_columns, item_features(schema))
 
     def positives(split: str) -> pd.DataFrame:
         part = dataset.part(split)
@@ -85,18 +86,19 @@ def build_retrieval_data(
         state[ikey] = None
         empty = np.empty(0, dtype=np.int64)
         seen = [np.concatenate([train_seen.get(u, empty), seen_also.get(u, empty)]) for u in users]
+        columns = feature_columns(dataset, state, history)
         return EvalUsers(
             user_ids=users,
-            arrays=encoder.encode(
-                feature_columns(dataset, state, history), user_features(schema), len(users)
-            ),
+            arrays=encoder.encode(columns, user_features(schema), len(users)),
             seen=seen,
             positives=[held_out[u] for u in users],
+            columns=columns,
         )
 
     return RetrievalData(
         item_ids=item_ids,
         items=items,
+        item_columns=item_columns,
         pairs=pairs,
         pair_users=train_pos[ukey].to_numpy(),
         pair_items=pair_items,

@@ -17,7 +17,7 @@ import keras
 import numpy as np
 
 from service.features import Feature, FeatureEncoder
-from service.features.encoder import Arrays
+from service.features.encoder import Arrays, Columns
 from training.config import TrainConfig
 from training.datasets import SPLITS, Dataset
 from training.evaluate import auc, logloss, retrieval_metrics
@@ -37,6 +37,7 @@ class LabelledSplits:
     history: HistoryIndex
     arrays: dict[str, Arrays]
     labels: dict[str, np.ndarray]
+    columns: dict[str, Columns]  # the raw columns, so another bundle can encode them its way
 
 
 def encode_splits(dataset: Dataset) -> LabelledSplits:
@@ -47,7 +48,7 @@ def encode_splits(dataset: Dataset) -> LabelledSplits:
     encoder = FeatureEncoder.fit(dataset.schema, columns["train"])
     features = dataset.schema.features
     arrays = {s: encoder.encode(columns[s], features, len(labels[s])) for s in SPLITS}
-    return LabelledSplits(encoder, history, arrays, labels)
+    return LabelledSplits(encoder, history, arrays, labels, columns)
 
 
 @dataclass

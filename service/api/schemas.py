@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -242,8 +242,24 @@ class ModelOut(BaseModel):
     last_reload_error: str | None
 
 
+class GateOut(BaseModel):
+    decision: Literal["passed", "refused", "forced", "off"]
+    reason: str
+    candidate: dict[str, float] = Field(description="The new bundle's figures.")
+    baseline: dict[str, float] = Field(description="The serving bundle's, on the same data.")
+    margins: dict[str, float] = Field(description="How much lower each figure may be.")
+    baseline_version: str | None = Field(description="The bundle the figures were scored against.")
+
+
+class ReloadOut(ModelOut):
+    gate: GateOut
+
+
 class ReloadRequest(Strict):
     bundle: str = Field(min_length=1, max_length=4096, description="Bundle folder to serve.")
+    force: bool = Field(
+        False, description="Serve it even if the rollout gate refuses (the answer says forced)."
+    )
 
     model_config = ConfigDict(
         extra="forbid",

@@ -21,14 +21,16 @@ from service.settings import get_settings
 RELOAD_ROUTE = "/v1/admin/reload"
 
 
-def reload_request(base_url: str, bundle: str, api_key: str | None) -> urllib.request.Request:
+def reload_request(
+    base_url: str, bundle: str, api_key: str | None, force: bool = False
+) -> urllib.request.Request:
     """The reload call: a JSON body (the route refuses any other content type) and the key."""
     headers = {"content-type": "application/json", "accept": "application/json"}
     if api_key:
         headers[HEADER] = api_key
     return urllib.request.Request(
         base_url.rstrip("/") + RELOAD_ROUTE,
-        data=json.dumps({"bundle": bundle}).encode(),
+        data=json.dumps({"bundle": bundle, "force": force}).encode(),
         headers=headers,
         method="POST",
     )
@@ -49,12 +51,18 @@ def rollout(
     timeout: Annotated[
         float, typer.Option(min=1, help="Seconds to wait for the swap (load, verify, warm).")
     ] = 120.0,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force", help="Serve it even if the rollout gate refuses (the answer says forced)."
+        ),
+    ] = False,
 ) -> None:
     """Swap the running API to BUNDLE (index its collection first) and print its answer."""
     settings = get_settings()
     base_url = url or f"http://127.0.0.1:{settings.port}"
     key = api_key or next(iter(settings.admin_api_keys), None)
-    request = reload_request(base_url, bundle, key)
+    request = reload_request(base_url, bundle, key, force)
     try:
         with urllib.request.urlopen(request, timeout=timeout) as answer:
             typer.echo(json.dumps(json.load(answer), indent=2))

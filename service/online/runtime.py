@@ -28,6 +28,8 @@ import orjson
 
 from service.index import VectorIndex
 from service.metrics import Metrics
+from service.online import gate
+from service.online.gate import GATE_METRICS, GateDecision, RolloutRefused
 from service.online.ports import ModelLoader, ModelLoadError, ServableModel
 from service.settings import Settings
 from service.state import StateStore, StoreError
@@ -106,27 +108,60 @@ class Runtime:
             return True
         return time.monotonic() - self._failed_follow[1] >= FOLLOW_RETRY_S
 
-    async def reload(self, path: Path | str) -> ServableModel:
-        """Load, verify, warm and check the collection, then swap; the old model keeps
-        serving if anything fails (the error says why)."""
+    async def reload(
+        self, path: Path | str, force: bool = False
+    ) -> tuple[ServableModel, GateDecision]:
+        """Load, verify, warm and check the collection, pass the rollout gate, then swap; the
+        old model keeps serving if anything fails or the gate refuses (the error says why)."""
         async with self._reload_lock:
             try:
-                model = await self._load_and_swap(_path(path), require_items=True)
+                model = await self._load(_path(path), require_items=True)
+                decision = self._gate(model, force)
+                if decision.refused:
+                    raise RolloutRefused(decision)
+                await self._swap(model, _path(path))
             except ModelLoadError as exc:
                 self.last_reload_error = str(exc)
                 self.metrics.reloads.labels("failed").inc()
+                raise
+            except RolloutRefused as exc:
+                self.last_reload_error = str(exc)
+                self.metrics.reloads.labels("refused").inc()
                 raise
             record = await anyio.to_thread.run_sync(self._rollout)
             configured = record.get("configured") or _path(self.settings.bundle or path)
             await anyio.to_thread.run_sync(self._write_rollout, configured, _path(path))
             self.last_reload_error, self._failed_follow = None, None
             self.metrics.reloads.labels("ok").inc()
-            return model
+            return model, decision
+
+    def _gate(self, candidate: ServableModel, force: bool) -> GateDecision:
+        s = self.settings
+        serving = self.model.version if self.model is not None else None
+        decision = gate.decide(
+            candidate.info.metrics,
+            candidate.version,
+            serving,
+            dict(zip(GATE_METRICS, (s.gate_auc_margin, s.gate_recall_margin), strict=True)),
+            force=force,
+            enabled=s.rollout_gate == "compare",
+        )
+        log.info(
+            "rollout gate %s for %s: %s", decision.decision, candidate.version, decision.reason
+        )
+        return decision
 
     async def _load_and_swap(self, path: str, require_items: bool) -> ServableModel:
-        model = await anyio.to_thread.run_sync(
+        model = await self._load(path, require_items)
+        await self._swap(model, path)
+        return model
+
+    async def _load(self, path: str, require_items: bool) -> ServableModel:
+        return await anyio.to_thread.run_sync(
             self._load_model, Path(path), self.index, self.store, require_items
         )
+
+    async def _swap(self, model: ServableModel, path: str) -> None:
         self.model, self.model_path = model, path
         requeued = await anyio.to_thread.run_sync(self.store.requeue_not_indexed_in, model.version)
         if requeued:
@@ -135,7 +170,6 @@ class Runtime:
             {"version": model.version, "collection": model.collection, "ranker": model.info.ranker}
         )
         self.metrics.items.set(len(model.items))
-        return model
 
     # background sync
     async def sync_once(self) -> None:
@@ -148,7 +182,9 @@ class Runtime:
         active = (await anyio.to_thread.run_sync(self._rollout)).get("active")
         if self._should_follow(active):
             async with self._reload_lock:
-                if active == self.model_path:
+                # read again: a reload of this process may have written a newer record since
+                active = (await anyio.to_thread.run_sync(self._rollout)).get("active")
+                if not self._should_follow(active):
                     return
                 try:
                     await self._load_and_swap(active, require_items=False)

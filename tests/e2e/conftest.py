@@ -34,3 +34,20 @@ def deployment(posts_bundle: Path, posts_dir: Path, tmp_path_factory) -> Deploym
 async def client(deployment: Deployment) -> AsyncIterator[httpx.AsyncClient]:
     async with serving(deployment.settings()) as c:
         yield c
+
+
+@pytest.fixture(scope="session")
+def second_bundle(posts_bundle: Path, posts_dir: Path, tmp_path_factory) -> Path:
+    """Another bundle (other seed, short training): a new version and a new collection,
+    scored against ``posts_bundle`` for the rollout gate."""
+    from tests.conftest import need_tensorflow
+
+    need_tensorflow()
+    from training.config import TrainConfig
+    from training.pipeline import train_bundle
+
+    cfg = TrainConfig.from_dict(
+        {"seed": 11, "ranker": {"epochs": 2}, "dssm": {"epochs": 3}, "baselines": []}
+    )
+    out = tmp_path_factory.mktemp("second")
+    return train_bundle("posts", posts_dir, out, cfg, lambda _m: None, baseline=posts_bundle)

@@ -26,23 +26,6 @@ async def wait_indexed(client: httpx.AsyncClient, item_id: str, state: str = "in
     return time.monotonic() - started
 
 
-@pytest.fixture(scope="module")
-def second_bundle(posts_dir: Path, tmp_path_factory) -> Path:
-    """Another bundle (other seed, short training): a new version and a new collection."""
-    from tests.conftest import need_tensorflow
-
-    need_tensorflow()
-    from training.config import TrainConfig
-    from training.pipeline import train_bundle
-
-    cfg = TrainConfig.from_dict(
-        {"seed": 11, "ranker": {"epochs": 2}, "dssm": {"epochs": 3}, "baselines": []}
-    )
-    return train_bundle(
-        "posts", posts_dir, tmp_path_factory.mktemp("second"), cfg, report=lambda _m: None
-    )
-
-
 async def test_reload_under_concurrent_requests_swaps_without_errors(
     deployment: Deployment, second_bundle: Path, posts_dir: Path, tmp_path: Path
 ):
@@ -72,7 +55,9 @@ async def test_reload_under_concurrent_requests_swaps_without_errors(
             for _ in range(4):
                 tg.start_soon(load)
             await anyio.sleep(0.05)
-            reloaded = await c.post("/v1/admin/reload", json={"bundle": str(second_bundle)})
+            reloaded = await c.post(
+                "/v1/admin/reload", json={"bundle": str(second_bundle), "force": True}
+            )
         assert reloaded.status_code == 200, reloaded.text
         new = reloaded.json()["version"]
         assert new != old
@@ -82,7 +67,9 @@ async def test_reload_under_concurrent_requests_swaps_without_errors(
         assert after.json()["model_version"] == new
         assert (await c.get("/v1/models")).json()["last_reload_error"] is None
         # roll back for the other tests of this session
-        back = await c.post("/v1/admin/reload", json={"bundle": str(deployment.bundle)})
+        back = await c.post(
+            "/v1/admin/reload", json={"bundle": str(deployment.bundle), "force": True}
+        )
         assert back.status_code == 200
 
 
@@ -187,7 +174,9 @@ async def test_every_process_follows_a_reload_made_through_one_of_them(
         deploy(second_bundle, posts_dir, tmp_path, server.uri, store_uri)
         async with serving(dep.settings()) as a, serving(dep.settings()) as b:
             old = (await b.get("/v1/models")).json()["version"]
-            reloaded = await a.post("/v1/admin/reload", json={"bundle": str(second_bundle)})
+            reloaded = await a.post(
+                "/v1/admin/reload", json={"bundle": str(second_bundle), "force": True}
+            )
             new = reloaded.json()["version"]
             assert new != old
             deadline = time.monotonic() + 20

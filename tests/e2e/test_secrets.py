@@ -88,7 +88,7 @@ async def test_a_truncated_or_tampered_bundle_is_a_409_and_the_old_model_serves(
     breaks(spare_bundle / name)
     async with serving(deployment.settings()) as c:
         before = (await c.get("/v1/models")).json()
-        r = await c.post("/v1/admin/reload", json={"bundle": str(spare_bundle)})
+        r = await c.post("/v1/admin/reload", json={"bundle": str(spare_bundle), "force": True})
         assert r.status_code == 409, r.text
         message = r.json()["error"]["message"]
         assert name in message and "still serving the previous model" in message

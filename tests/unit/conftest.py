@@ -79,16 +79,18 @@ def make_settings(tmp_path: Path) -> Callable[..., Settings]:
 
 @pytest.fixture
 def serve(index, store, model, make_settings):
-    """``async with serve(**settings) as client``: the app on the fakes, over ASGI."""
+    """``async with serve(**settings) as client``: the app on the fakes, over ASGI (bundles
+    ``fake_1``, served at start, and ``fake_2``; ``models`` adds more by folder name)."""
     second = FakeModel(index, {}, version="fake_2")
     loads: list[str] = []
 
     @asynccontextmanager
-    async def running(**overrides) -> AsyncIterator[httpx.AsyncClient]:
+    async def running(models=None, **overrides) -> AsyncIterator[httpx.AsyncClient]:
+        bundles = {"fake_1": model, "fake_2": second, **(models or {})}
         app = create_app(
             make_settings(**overrides),
             adapters=lambda _settings: (index, store),
-            load_model=fake_loader({"fake_1": model, "fake_2": second}, loads),
+            load_model=fake_loader(bundles, loads),
         )
         async with app.router.lifespan_context(app):
             # a client sees the 500 the app sends, not the exception behind it

@@ -35,7 +35,9 @@ def client_from(index, store, model, make_settings):
 
 async def reload(client: httpx.AsyncClient) -> httpx.Response:
     return await client.post(
-        "/v1/admin/reload", json={"bundle": "fake_2"}, headers={"X-API-Key": "admin-key"}
+        "/v1/admin/reload",
+        json={"bundle": "fake_2", "force": True},
+        headers={"X-API-Key": "admin-key"},
     )
 
 

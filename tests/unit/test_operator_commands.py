@@ -102,7 +102,9 @@ def test_rollout_sends_json_with_the_admin_key():
     assert request.get_method() == "POST"
     assert request.get_header("Content-type") == "application/json"
     assert request.get_header("X-api-key") == "admin-key"
-    assert json.loads(request.data) == {"bundle": "bundles/v2"}
+    assert json.loads(request.data) == {"bundle": "bundles/v2", "force": False}
+    forced = reload_request("http://h:1", "b", None, force=True)
+    assert json.loads(forced.data)["force"] is True
     assert reload_request("http://h:1", "b", None).get_header("X-api-key") is None
 
 

@@ -68,7 +68,9 @@ async def test_a_process_that_cannot_load_the_active_bundle_is_not_ready_and_wri
     serve, store, models
 ):
     async with serve() as a:  # the rollout moves to fake_2
-        assert (await a.post("/v1/admin/reload", json={"bundle": "fake_2"})).status_code == 200
+        assert (
+            await a.post("/v1/admin/reload", json={"bundle": "fake_2", "force": True})
+        ).status_code == 200
     rollout = {"configured": bundle("fake_1"), "active": bundle("fake_2")}
     assert record(store) == rollout
     del models["fake_2"]  # the new process cannot load it (missing here, corrupt, ...)
@@ -80,7 +82,7 @@ async def test_a_process_that_cannot_load_the_active_bundle_is_not_ready_and_wri
         await anyio.sleep(0.3)  # several sync rounds: it must not fall back or rewrite
         assert record(store) == rollout
         # the rollback is an explicit admin action, and the record says so for everyone
-        back = await b.post("/v1/admin/reload", json={"bundle": "fake_1"})
+        back = await b.post("/v1/admin/reload", json={"bundle": "fake_1", "force": True})
         assert back.status_code == 200 and back.json()["version"] == "fake_1"
         assert record(store) == {"configured": bundle("fake_1"), "active": bundle("fake_1")}
         assert (await b.get("/readyz")).status_code == 200

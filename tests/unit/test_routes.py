@@ -166,7 +166,7 @@ async def test_reload_swaps_or_refuses_and_keeps_serving(client):
     model = (await client.get("/v1/models")).json()
     assert model["version"] == "fake_1" and model["last_reload_error"]
     assert model["catalog_items"] == 40
-    swapped = await client.post("/v1/admin/reload", json={"bundle": "fake_2"})
+    swapped = await client.post("/v1/admin/reload", json={"bundle": "fake_2", "force": True})
     assert swapped.status_code == 200 and swapped.json()["version"] == "fake_2"
     r = await client.post("/v1/recommendations", json={"user_id": "known", "k": 3})
     assert r.json()["model_version"] == "fake_2"

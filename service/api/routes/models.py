@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Annotated
 
 from fastapi import APIRouter, Depends
@@ -7,7 +8,8 @@ from fastapi import APIRouter, Depends
 from service.api.auth import require_admin_key, require_api_key
 from service.api.deps import current_model, error_responses, runtime
 from service.api.errors import ApiError
-from service.api.schemas import ModelOut, ReloadRequest
+from service.api.schemas import GateOut, ModelOut, ReloadOut, ReloadRequest
+from service.online.gate import RolloutRefused
 from service.online.ports import ModelLoadError, ServableModel
 from service.online.runtime import Runtime
 from service.settings import reload_root
@@ -48,18 +50,21 @@ def get_model(
 
 @router.post(
     "/v1/admin/reload",
-    response_model=ModelOut,
-    summary="Load, verify and warm another bundle, check its collection, then swap atomically",
-    description="On failure the current model keeps serving and the error says why (409).",
+    response_model=ReloadOut,
+    summary="Load, verify and warm another bundle, check its collection and the rollout gate, "
+    "then swap atomically",
+    description="On failure, or when the rollout gate refuses a worse bundle "
+    "(`rollout_refused`, both bundles' figures in the message), the current model keeps "
+    "serving and the error says why (409).",
     dependencies=[Depends(require_admin_key)],
     responses=error_responses(401, 403, 409, 422),
 )
-async def reload(body: ReloadRequest, rt: Annotated[Runtime, Depends(runtime)]) -> ModelOut:
+async def reload(body: ReloadRequest, rt: Annotated[Runtime, Depends(runtime)]) -> ReloadOut:
     """Only a folder inside the bundles root (`RECSYS_BUNDLES_ROOT`) is loaded: any other path,
     or one with control characters, is a 422."""
     path = check_bundle_path(body.bundle, reload_root(rt.settings))
     try:
-        model = await rt.reload(path)
+        model, decision = await rt.reload(path, force=body.force)
     except ModelLoadError as exc:
         raise ApiError(
             409,
@@ -67,4 +72,8 @@ async def reload(body: ReloadRequest, rt: Annotated[Runtime, Depends(runtime)]) 
             "bundle",
             code="reload_failed",
         ) from None
-    return _describe(rt, model)
+    except RolloutRefused as exc:
+        raise ApiError(
+            409, f"{exc}; still serving the previous model", "bundle", code="rollout_refused"
+        ) from None
+    return ReloadOut(**_describe(rt, model).model_dump(), gate=GateOut(**asdict(decision)))
