@@ -346,7 +346,8 @@ class SqliteStore:
                 first = (
                     f.positive
                     and not db.execute(
-                        "SELECT 1 FROM feedback WHERE request_id = ? AND item_id = ? AND positive = 1",
+                        "SELECT 1 FROM feedback WHERE request_id = ? AND item_id = ? "
+                        "AND positive = 1",
                         (f.request_id, f.item_id),
                     ).fetchone()
                 )
