@@ -5,9 +5,11 @@ from typing import Annotated
 from fastapi import APIRouter, Depends
 
 from service.api.auth import require_admin_key, require_api_key
-from service.api.deps import current_model, error_responses, runtime
+from service.api.deps import current_model, error_responses, feedback, runtime
 from service.api.errors import ApiError
-from service.api.schemas import ModelOut, ReloadRequest
+from service.api.schemas import ExperimentsOut, ModelOut, ReloadRequest, VariantOut
+from service.feedback.loop import FeedbackLoop
+from service.feedback.records import DEFAULT_VARIANT
 from service.online.ports import ModelLoadError, ServableModel
 from service.online.runtime import Runtime
 from service.settings import reload_root
@@ -16,7 +18,7 @@ from service.validation import check_bundle_path
 router = APIRouter(tags=["models"])
 
 
-def _describe(rt: Runtime, model: ServableModel) -> ModelOut:
+def _describe(rt: Runtime, model: ServableModel, loop: FeedbackLoop) -> ModelOut:
     info = model.info
     return ModelOut(
         version=info.version,
@@ -29,6 +31,7 @@ def _describe(rt: Runtime, model: ServableModel) -> ModelOut:
         catalog_items=len(model.items),
         metrics=dict(info.metrics),
         last_reload_error=rt.last_reload_error,
+        online=loop.stats.summary(info.version),
     )
 
 
@@ -42,8 +45,27 @@ def _describe(rt: Runtime, model: ServableModel) -> ModelOut:
 def get_model(
     rt: Annotated[Runtime, Depends(runtime)],
     model: Annotated[ServableModel, Depends(current_model)],
+    loop: Annotated[FeedbackLoop, Depends(feedback)],
 ) -> ModelOut:
-    return _describe(rt, model)
+    return _describe(rt, model, loop)
+
+
+@router.get(
+    "/v1/experiments",
+    response_model=ExperimentsOut,
+    summary="The variants being served, with impressions, positives and CTR since start",
+    description="One variant (`default`, all traffic) until A/B experiments exist; its "
+    "`online` rows cover every model version it served since this process started.",
+    dependencies=[Depends(require_api_key)],
+    responses=error_responses(401, 503),
+)
+def get_experiments(
+    model: Annotated[ServableModel, Depends(current_model)],
+    loop: Annotated[FeedbackLoop, Depends(feedback)],
+) -> ExperimentsOut:
+    rows = [r for r in loop.stats.summary() if r["variant"] == DEFAULT_VARIANT]
+    variant = VariantOut(name=DEFAULT_VARIANT, weight=1.0, model_version=model.version, online=rows)
+    return ExperimentsOut(since=loop.stats.started_at, variants=[variant])
 
 
 @router.post(
@@ -54,7 +76,11 @@ def get_model(
     dependencies=[Depends(require_admin_key)],
     responses=error_responses(401, 403, 409, 422),
 )
-async def reload(body: ReloadRequest, rt: Annotated[Runtime, Depends(runtime)]) -> ModelOut:
+async def reload(
+    body: ReloadRequest,
+    rt: Annotated[Runtime, Depends(runtime)],
+    loop: Annotated[FeedbackLoop, Depends(feedback)],
+) -> ModelOut:
     """Only a folder inside the bundles root (`RECSYS_BUNDLES_ROOT`) is loaded: any other path,
     or one with control characters, is a 422."""
     path = check_bundle_path(body.bundle, reload_root(rt.settings))
@@ -67,4 +93,4 @@ async def reload(body: ReloadRequest, rt: Annotated[Runtime, Depends(runtime)]) 
             "bundle",
             code="reload_failed",
         ) from None
-    return _describe(rt, model)
+    return _describe(rt, model, loop)
