@@ -70,7 +70,7 @@ def export_dataset(
             row = {
                 schema.user_key: imp.user_id,
                 schema.item_key: shown.item_id,
-                "ts": int(imp.ts),
+                "ts": imp.ts,
                 "label": int((imp.request_id, shown.item_id) in positive),
                 "request_id": imp.request_id,
                 "position": shown.position,
