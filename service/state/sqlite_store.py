@@ -10,11 +10,10 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import replace
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import orjson
 
@@ -29,6 +28,7 @@ from service.state.port import (
     Retention,
     StoreError,
 )
+from service.state.sqlite_log import SqliteLog
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS profiles (
@@ -47,27 +47,13 @@ CREATE TABLE IF NOT EXISTS items (
 CREATE INDEX IF NOT EXISTS items_by_seq ON items (seq);
 CREATE INDEX IF NOT EXISTS items_pending ON items (pending, lease_until);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS impressions (
-    id INTEGER PRIMARY KEY AUTOINCREMENT, request_id TEXT NOT NULL, user_id TEXT NOT NULL,
-    ts REAL NOT NULL, logged_at REAL NOT NULL, body BLOB NOT NULL);
-CREATE INDEX IF NOT EXISTS impressions_by_request ON impressions (request_id, id);
-CREATE INDEX IF NOT EXISTS impressions_by_user ON impressions (user_id, ts);
-CREATE INDEX IF NOT EXISTS impressions_by_ts ON impressions (ts);
-CREATE INDEX IF NOT EXISTS impressions_by_logged ON impressions (logged_at);
-CREATE TABLE IF NOT EXISTS feedback (
-    id INTEGER PRIMARY KEY AUTOINCREMENT, request_id TEXT NOT NULL, item_id TEXT NOT NULL,
-    positive INTEGER NOT NULL, ts REAL NOT NULL, logged_at REAL NOT NULL, body BLOB NOT NULL);
-CREATE INDEX IF NOT EXISTS feedback_by_pair ON feedback (request_id, item_id, positive);
-CREATE INDEX IF NOT EXISTS feedback_by_logged ON feedback (logged_at);
 """
-PAGE = 1000  # rows per read of the feedback log's iterators
 # Columns added after the first release: a store written before them gains them at open.
 ITEM_COLUMNS_ADDED = {
     "attempts": "INTEGER NOT NULL DEFAULT 0",
     "error": "TEXT",
     "failed": "INTEGER NOT NULL DEFAULT 0",
 }
-T = TypeVar("T")
 STATUS_COLUMNS = "row IS NULL, pending, failed, seq, indexed_version, updated_at, error, attempts"
 
 
@@ -84,16 +70,6 @@ def _add_missing_columns(db: sqlite3.Connection) -> None:
     for name, kind in ITEM_COLUMNS_ADDED.items():
         if name not in have:
             db.execute(f"ALTER TABLE items ADD COLUMN {name} {kind}")
-
-
-def _trim(db: sqlite3.Connection, table: str, keep: Retention, now: float) -> None:
-    """Retention by age (of the time a row was logged), then by count."""
-    db.execute(f"DELETE FROM {table} WHERE logged_at < ?", (now - keep.max_age_s,))
-    db.execute(
-        f"DELETE FROM {table} WHERE id <= (SELECT id FROM {table} ORDER BY id DESC "
-        "LIMIT 1 OFFSET ?)",
-        (keep.max_rows,),
-    )
 
 
 def _status(item_id: str, row: tuple) -> ItemStatus:
@@ -125,6 +101,7 @@ class SqliteStore:
                 _add_missing_columns(db)
         except sqlite3.Error as exc:
             raise StoreError(f"sqlite store {self.path}: {exc}") from exc
+        self._log = SqliteLog(self.path, timeout_s)
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
@@ -309,67 +286,25 @@ class SqliteStore:
     def pending_count(self) -> int:
         return int(self._read("SELECT count(*) FROM items WHERE pending = 1")[0][0])
 
-    # feedback log
+    # feedback log: its own connection, so a batch written in the background never holds
+    # the lock the request path's reads wait on
     def add_impressions(self, impressions: Sequence[Impression], keep: Retention) -> None:
-        now = time.time()
-        with self._write() as db:
-            db.executemany(
-                "INSERT INTO impressions (request_id, user_id, ts, logged_at, body) "
-                "VALUES (?, ?, ?, ?, ?)",
-                [(i.request_id, i.user_id, i.ts, now, i.to_json()) for i in impressions],
-            )
-            _trim(db, "impressions", keep, now)
+        self._log.add_impressions(impressions, keep)
 
     def impression(self, request_id: str) -> Impression | None:
-        rows = self._read(
-            "SELECT body FROM impressions WHERE request_id = ? ORDER BY id DESC LIMIT 1",
-            (request_id,),
-        )
-        return Impression.from_json(rows[0][0]) if rows else None
+        return self._log.impression(request_id)
 
     def recent_impressions(self, user_id: str, since_ts: float, limit: int) -> list[Impression]:
-        rows = self._read(
-            "SELECT body FROM impressions WHERE user_id = ? AND ts >= ? "
-            "ORDER BY ts DESC, id DESC LIMIT ?",
-            (user_id, since_ts, limit),
-        )
-        return [Impression.from_json(r[0]) for r in rows]
+        return self._log.recent_impressions(user_id, since_ts, limit)
 
     def impressions_since(self, since_ts: float) -> Iterator[Impression]:
-        sql = "SELECT id, body FROM impressions WHERE ts >= ? AND id > ? ORDER BY id LIMIT ?"
-        return self._pages(sql, since_ts, Impression.from_json)
+        return self._log.impressions_since(since_ts)
 
     def add_feedback(self, records: Sequence[Feedback], keep: Retention) -> list[Feedback]:
-        now, out = time.time(), []
-        with self._write() as db:
-            for f in records:
-                first = (
-                    f.positive
-                    and not db.execute(
-                        "SELECT 1 FROM feedback WHERE request_id = ? AND item_id = ? "
-                        "AND positive = 1",
-                        (f.request_id, f.item_id),
-                    ).fetchone()
-                )
-                f = replace(f, first=bool(first))
-                db.execute(
-                    "INSERT INTO feedback (request_id, item_id, positive, ts, logged_at, body) "
-                    "VALUES (?, ?, ?, ?, ?, ?)",
-                    (f.request_id, f.item_id, int(f.positive), f.ts, now, f.to_json()),
-                )
-                out.append(f)
-            _trim(db, "feedback", keep, now)
-        return out
+        return self._log.add_feedback(records, keep)
 
     def feedback_since(self, since_ts: float) -> Iterator[Feedback]:
-        sql = "SELECT id, body FROM feedback WHERE logged_at >= ? AND id > ? ORDER BY id LIMIT ?"
-        return self._pages(sql, since_ts, Feedback.from_json)
-
-    def _pages(self, sql: str, since_ts: float, decode: Callable[[bytes], T]) -> Iterator[T]:
-        last = 0
-        while rows := self._read(sql, (since_ts, last, PAGE)):
-            yield from (decode(body) for _, body in rows)
-            last = rows[-1][0]
+        return self._log.feedback_since(since_ts)
 
     def put_meta(self, key: str, value: str) -> None:
         with self._write() as db:
@@ -384,5 +319,6 @@ class SqliteStore:
         return rows[0][0] if rows else None
 
     def close(self) -> None:
+        self._log.close()
         with self._lock:
             self._db.close()
