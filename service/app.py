@@ -18,6 +18,7 @@ from fastapi import FastAPI
 
 from service.api.errors import install_error_handlers
 from service.api.middleware import RequestMiddleware
+from service.api.paths import EncodedSlashes
 from service.api.routes import items, models, ops, recommendations, users
 from service.feedback.loop import FeedbackLoop
 from service.index import VectorIndex
@@ -103,4 +104,5 @@ def create_app(
     for module in (recommendations, users, items, models, ops):
         app.include_router(module.router)
     app.add_middleware(RequestMiddleware, metrics=metrics, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(EncodedSlashes)
     return app

@@ -21,9 +21,10 @@ import numpy as np
 from service.features import EncodingError, Feature, FeatureSchema, SparseFeat, VarLenSparseFeat
 from service.features.vocab import token
 
-ID_PATTERN = r"^[A-Za-z0-9_\-.:@]{1,128}$"
+MAX_ID_LENGTH = 256
+ID_PATTERN = rf"^[^\x00-\x1f\x7f-\x9f]{{1,{MAX_ID_LENGTH}}}$"
 _ID = re.compile(ID_PATTERN)
-ID_RULE = "1 to 128 letters, digits or _-.:@"
+ID_RULE = f"1 to {MAX_ID_LENGTH} characters, none of them a control character"
 CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 FLOAT32_MAX = float(np.finfo(np.float32).max)
@@ -47,13 +48,22 @@ class InvalidInput(ValueError):
 
 
 def check_id(value: object, field: str = "id") -> str:
-    """A user or item id: a string of 1..128 characters from ``[A-Za-z0-9_-.:@]``."""
+    """A user or item id: 1..256 characters of valid Unicode without control characters, so
+    unicode, spaces, slashes and quotes are all fine (every adapter stores ids safely: the
+    Milvus one escapes them, see `service.index.milvus_keys`)."""
     if value is None:
         raise InvalidInput(f"{field}: required, an id ({ID_RULE})", field)
-    if not isinstance(value, str) or not _ID.fullmatch(value):
-        shown = value[:40] + "..." if isinstance(value, str) and len(value) > 40 else value
-        raise InvalidInput(f"{field}: {shown!r} is not an id ({ID_RULE})", field)
+    if not isinstance(value, str) or not _ID.fullmatch(value) or not _is_unicode(value):
+        raise InvalidInput(f"{field} is not an id ({ID_RULE}, valid Unicode)", field)
     return value
+
+
+def _is_unicode(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:  # a lone surrogate
+        return False
+    return True
 
 
 def check_raw_value(value: Any) -> Any:
@@ -339,20 +349,32 @@ def check_item_row(
 
 
 def check_item_rows(
-    rows: Sequence[Mapping[str, Any]], rules: RequestRules, encode: Encode | None = None
-) -> list[str]:
-    """``check_item_row`` for the rows of a request, which may name item features only."""
-    ids = []
-    for i, row in enumerate(rows):
-        where = f"items[{i}]"
-        unknown = sorted(set(row) - rules.item_fields)
+    items: Sequence[tuple[str, Mapping[str, Any]]],
+    rules: RequestRules,
+    encode: Encode | None = None,
+) -> list[dict[str, Any]]:
+    """The rows to store for the ``(item_id, features)`` pairs of a request, once each is one
+    the index and models will take (``check_item_row``). A request names item features only,
+    and the id only once: the row keeps it under the data set's item key."""
+    rows = []
+    for i, (item_id, features) in enumerate(items):
+        where = f"items[{i}].features"
+        if rules.item_key in features:
+            raise InvalidInput(
+                f"{where}.{rules.item_key}: the id goes in items[{i}].item_id",
+                f"{where}.{rules.item_key}",
+            )
+        unknown = sorted(set(features) - rules.item_fields)
         if unknown:
             raise InvalidInput(
                 f"{where}.{unknown[0]}: not an item feature; known: {sorted(rules.item_fields)}",
                 f"{where}.{unknown[0]}",
             )
-        ids.append(check_item_row(row, rules, encode, where))
-    return ids
+        check_id(item_id, f"items[{i}].item_id")
+        row = {**features, rules.item_key: item_id}
+        check_item_row(row, rules, encode, where)
+        rows.append(row)
+    return rows
 
 
 def check_profile(

@@ -131,8 +131,8 @@ class FakeModel:
         logits = 3 * (vectors * user_vectors).sum(axis=1) + items["quality"][:, 0]
         return 1 / (1 + np.exp(-logits))
 
-    def check_items(self, rows: Sequence[Mapping[str, Any]]) -> list[str]:
-        return check_item_rows(rows, self.rules, self._encode_item)
+    def check_items(self, items: Sequence[tuple[str, Mapping[str, Any]]]) -> list[dict[str, Any]]:
+        return check_item_rows(items, self.rules, self._encode_item)
 
     def check_profile(self, features: Mapping[str, Any]) -> None:
         check_profile(

@@ -37,7 +37,7 @@ HOSTILE_STRINGS = [
     "ü" * 600,
 ]
 HOSTILE_NUMBERS = [NAN, INF, -INF, 2**63, 2**64, -(2**63) - 1, 10**40, 1e24, 1e39, 1e308, -0.0]
-HOSTILE_NAMES = ["\ud800", "", "x" * 80, "a b", "é"]
+HOSTILE_NAMES = ["\ud800", "", "x" * 300, "a\nb", "\x7f", "a b", "é", "sku/1", "%2F"]
 BAD_NUMBERS = [NAN, INF, -INF, -1.0, 1e12, 1e39, 2**64, "now", None]
 
 
@@ -144,14 +144,14 @@ def event_bodies() -> st.SearchStrategy[dict[str, Any]]:
 
 
 def item_bodies(schema: FeatureSchema) -> st.SearchStrategy[dict[str, Any]]:
-    key = schema.item_key
-    features = [f for f in schema.on("item") if f.name != key]
-    row = st.builds(
-        lambda item_id, row: {**row, key: item_id},
-        mostly(["fz1", "fz2", "fz3"], [*HOSTILE_NAMES, 7, 2**64, None]),
-        rows(features),
+    features = [f for f in schema.on("item") if f.name != schema.item_key]
+    item = st.fixed_dictionaries(
+        {
+            "item_id": mostly(["fz1", "fz2", "sku/3 ü'\"%"], [*HOSTILE_NAMES, 7, 2**64, None]),
+            "features": rows(features),
+        }
     )
-    return st.fixed_dictionaries({"items": st.lists(row, min_size=1, max_size=3)})
+    return st.fixed_dictionaries({"items": st.lists(item, min_size=1, max_size=3)})
 
 
 def encode(body: Any) -> bytes:

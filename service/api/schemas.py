@@ -206,14 +206,21 @@ class Profile(BaseModel):
     features: dict[str, Any]
 
 
-class ItemsRequest(Strict):
-    items: list[Features] = Field(
-        min_length=1, max_length=MAX_BATCH, description="Raw item rows, each with the item key."
+class ItemIn(Strict):
+    item_id: Id
+    features: Features = Field(
+        default_factory=dict, description="The item's features, as the model's schema names them."
     )
+
+
+class ItemsRequest(Strict):
+    items: list[ItemIn] = Field(min_length=1, max_length=MAX_BATCH)
 
     model_config = ConfigDict(
         extra="forbid",
-        json_schema_extra={"examples": [{"items": [{"post_id": "p9001", "topic_id": "t3"}]}]},
+        json_schema_extra={
+            "examples": [{"items": [{"item_id": "p9001", "features": {"topic_id": "t3"}}]}]
+        },
     )
 
 

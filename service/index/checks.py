@@ -1,10 +1,9 @@
 """Argument checks shared by every adapter, so all backends accept and reject the same input.
 
-Item ids follow the service's one id rule (`service.validation.check_id`: letters, digits and
-`_-.:@`, so no quote, backslash or control character reaches a Milvus expression; Milvus Lite
-2.5.1 splices upserted primary keys unquoted into SQL and does not unescape `\\n`-style
-escapes). Attribute and filter values follow `service.validation` too; this module turns its
-`InvalidInput` into the index's own `InvalidRequest` / `InvalidFilter`.
+Item ids follow the service's one id rule (`service.validation.check_id`: no control
+characters; the Milvus adapter escapes the rest, `milvus_keys`). Attribute and filter values
+follow `service.validation` too; this module turns its `InvalidInput` into the index's own
+`InvalidRequest` / `InvalidFilter`.
 """
 
 from __future__ import annotations

@@ -33,7 +33,7 @@ from typing import Any, Literal, TypeVar
 import numpy as np
 from pymilvus import MilvusClient
 
-from service.index import checks, milvus_expr, milvus_search
+from service.index import checks, milvus_expr, milvus_keys, milvus_search
 from service.index.milvus_conn import MilvusConnection
 from service.index.milvus_schema import (
     ID_FIELD,
@@ -133,10 +133,11 @@ class MilvusIndex:
         ids = checks.check_ids(ids, unique=True)
         unit = checks.normalized_rows(vectors, len(ids), stored.dim)
         columns = checks.check_attributes(stored.fields, attributes, len(ids))
+        keys = milvus_keys.keys(ids)
         for start in range(0, len(ids), UPSERT_BATCH_ROWS):
             stop = min(start + UPSERT_BATCH_ROWS, len(ids))
             rows = [
-                {ID_FIELD: ids[k], VECTOR_FIELD: unit[k]}
+                {ID_FIELD: keys[k], VECTOR_FIELD: unit[k]}
                 | {name: column[k] for name, column in columns.items()}
                 for k in range(start, stop)
             ]
@@ -148,7 +149,7 @@ class MilvusIndex:
 
     def delete(self, version: str, ids: Sequence[str]) -> None:
         name = self._stored(collection_name(version)).name
-        ids = sorted(set(checks.check_ids(ids)))
+        ids = milvus_keys.keys(sorted(set(checks.check_ids(ids))))
         for start in range(0, len(ids), DELETE_BATCH_IDS):
             expr = milvus_expr.ids_expression(ids[start : start + DELETE_BATCH_IDS])
             self._rpc("delete", name, lambda c, e=expr: c.delete(name, filter=e, timeout=self._t))
@@ -190,7 +191,7 @@ class MilvusIndex:
         conditions = checks.check_filter(stored.fields, filter)
         if any(not values for _, values in conditions):
             return [HitColumns([], []) for _ in queries]
-        expr = milvus_expr.search_expression(conditions, excluded)
+        expr = milvus_expr.search_expression(conditions, milvus_keys.keys(excluded))
         params = self._search_params(stored.name, limit)
         result = self._rpc(
             "search",

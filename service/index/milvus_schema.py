@@ -1,9 +1,9 @@
 """Milvus collection schema for item vectors, and the metadata that ties it to a bundle.
 
-Schema: `item_id` VARCHAR primary key, `vector` FLOAT_VECTOR(dim), then one column per
-`ScalarField` (VARCHAR, INT64, BOOL, ARRAY of VARCHAR). The bundle version and dim are
-written as JSON into the collection description: Milvus Lite 2.5.1 drops collection
-properties silently, the description survives on every backend.
+Schema: `item_id` VARCHAR primary key (the escaped external id, `milvus_keys`), `vector`
+FLOAT_VECTOR(dim), then one column per `ScalarField` (VARCHAR, INT64, BOOL, ARRAY of VARCHAR).
+The bundle version and dim are written as JSON into the collection description: Milvus Lite
+2.5.1 drops collection properties silently, the description survives on every backend.
 """
 
 from __future__ import annotations
@@ -15,11 +15,11 @@ from typing import Any
 
 from pymilvus import CollectionSchema, DataType, MilvusClient
 
+from service.index.milvus_keys import MAX_KEY_LENGTH
 from service.index.port import CollectionMismatch, ScalarField
 
 ID_FIELD = "item_id"
 VECTOR_FIELD = "vector"
-ID_MAX_LENGTH = 128
 METADATA_TAG = "recsys.vector_index"
 METADATA_FORMAT = 1
 
@@ -41,7 +41,7 @@ def build_schema(version: str, dim: int, fields: Sequence[ScalarField]) -> Colle
     schema = MilvusClient.create_schema(
         auto_id=False, enable_dynamic_field=False, description=description
     )
-    schema.add_field(ID_FIELD, DataType.VARCHAR, is_primary=True, max_length=ID_MAX_LENGTH)
+    schema.add_field(ID_FIELD, DataType.VARCHAR, is_primary=True, max_length=MAX_KEY_LENGTH)
     schema.add_field(VECTOR_FIELD, DataType.FLOAT_VECTOR, dim=dim)
     for f in fields:
         if f.kind == "string_array":

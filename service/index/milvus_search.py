@@ -20,6 +20,7 @@ from pymilvus.client.call_context import _api_level_md
 from pymilvus.client.utils import check_status
 from pymilvus.exceptions import MilvusException
 
+from service.index import milvus_keys
 from service.index.port import HitColumns
 
 log = logging.getLogger(__name__)
@@ -52,7 +53,7 @@ def split(results: Any) -> list[HitColumns]:
     if results.ids.HasField("int_id"):
         ids = [str(i) for i in results.ids.int_id.data]
     else:
-        ids = list(results.ids.str_id.data)
+        ids = milvus_keys.item_ids(results.ids.str_id.data)
     scores = list(results.scores)
     out, start = [], 0
     for topk in results.topks:
@@ -66,4 +67,4 @@ def columns(hits: Any) -> HitColumns:
     """One query's hits as columns, whether decoded here or by pymilvus."""
     if isinstance(hits, HitColumns):
         return hits
-    return HitColumns([str(i) for i in hits.ids], [float(d) for d in hits.distances])
+    return HitColumns(milvus_keys.item_ids(hits.ids), [float(d) for d in hits.distances])

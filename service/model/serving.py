@@ -84,8 +84,8 @@ class ServingModel:
         except ModelRunError as exc:
             raise RankerError(str(exc)) from exc
 
-    def check_items(self, rows: Sequence[Mapping[str, Any]]) -> list[str]:
-        return check_item_rows(rows, self.rules, self._encode_item)
+    def check_items(self, items: Sequence[tuple[str, Mapping[str, Any]]]) -> list[dict[str, Any]]:
+        return check_item_rows(items, self.rules, self._encode_item)
 
     def check_profile(self, features: Mapping[str, Any]) -> None:
         check_profile(features, self.rules, self._encode_profile)

@@ -104,8 +104,9 @@ class ServableModel(UserEncoder, Ranker, Protocol):
         events, the request is a cold start)."""
         ...
 
-    def check_items(self, rows: Sequence[Mapping[str, Any]]) -> list[str]:
-        """The ids of item rows the index and the models will take; raises `InvalidInput`."""
+    def check_items(self, items: Sequence[tuple[str, Mapping[str, Any]]]) -> list[dict[str, Any]]:
+        """The rows to store for ``(item_id, features)`` pairs, once the index and the models
+        will take them; raises `InvalidInput`."""
         ...
 
     def check_profile(self, features: Mapping[str, Any]) -> None:

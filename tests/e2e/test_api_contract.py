@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.bodies import item_body
 from tests.e2e.support import serving
 
 pytestmark = pytest.mark.anyio
@@ -23,8 +24,8 @@ pytestmark = pytest.mark.anyio
             "candidates",
         ),
         ("post", "/v1/recommendations", {"k": 5}, 422, "user_id"),
-        ("post", "/v1/recommendations", {"user_id": "bad id'"}, 422, "user_id"),
-        ("post", "/v1/recommendations", {"user_id": "x" * 129}, 422, "user_id"),
+        ("post", "/v1/recommendations", {"user_id": "bad\tid"}, 422, "user_id"),
+        ("post", "/v1/recommendations", {"user_id": "x" * 257}, 422, "user_id"),
         ("post", "/v1/recommendations", {"user_id": "u1", "kk": 5}, 422, "kk"),
         (
             "post",
@@ -50,20 +51,27 @@ pytestmark = pytest.mark.anyio
         ("post", "/v1/users/u1/events", {"events": []}, 422, "events"),
         ("post", "/v1/users/u1/events", {"events": [{"type": "read"}]}, 422, "events[0].item_id"),
         ("put", "/v1/users/u1", {"features": {"post_id": "p1"}}, 422, "features.post_id"),
-        ("put", "/v1/items", {"items": [{"topic_id": "t1"}]}, 422, "items[0].post_id"),
         (
             "put",
             "/v1/items",
-            {"items": [{"post_id": "p1", "colour": "red"}]},
+            {"items": [{"features": {"topic_id": "t1"}}]},
             422,
-            "items[0].colour",
+            "items[0].item_id",
+        ),
+        ("put", "/v1/items", item_body("p1", post_id="p1"), 422, "items[0].features.post_id"),
+        (
+            "put",
+            "/v1/items",
+            item_body("p1", colour="red"),
+            422,
+            "items[0].features.colour",
         ),
         (
             "put",
             "/v1/items",
-            {"items": [{"post_id": "p1", "topic_id": "t1", "post_vec": [1.0, 2.0]}]},
+            item_body("p1", topic_id="t1", post_vec=[1.0, 2.0]),
             422,
-            "items[0].post_vec",
+            "items[0].features.post_vec",
         ),
         ("post", "/v1/admin/reload", {}, 422, "bundle"),
     ],

@@ -7,6 +7,8 @@ import re
 
 import pytest
 
+from tests.bodies import item_body, items_body
+
 pytestmark = pytest.mark.anyio
 
 
@@ -17,18 +19,18 @@ def unknown_events_total(metrics_text: str) -> float:
 
 
 async def test_an_item_without_a_required_feature_is_a_422_naming_it(client):
-    r = await client.put("/v1/items", json={"items": [{"post_id": "no_topic_1"}]})
+    r = await client.put("/v1/items", json=item_body("no_topic_1"))
     assert r.status_code == 422, r.text
     error = r.json()["error"]
-    assert error["field"] == "items[0].topic_id" and "required" in error["message"]
+    assert error["field"] == "items[0].features.topic_id" and "required" in error["message"]
     assert (await client.get("/v1/items/no_topic_1")).status_code == 404  # nothing queued
     empty = {"post_id": "no_topic_2", "topic_id": ""}
-    r = await client.put("/v1/items", json={"items": [empty]})
-    assert r.status_code == 422 and r.json()["error"]["field"] == "items[0].topic_id"
+    r = await client.put("/v1/items", json=items_body([empty], "post_id"))
+    assert r.status_code == 422 and r.json()["error"]["field"] == "items[0].features.topic_id"
 
 
 async def test_an_item_without_its_optional_vector_is_accepted(client):
-    r = await client.put("/v1/items", json={"items": [{"post_id": "no_vec_1", "topic_id": "t3"}]})
+    r = await client.put("/v1/items", json=item_body("no_vec_1", topic_id="t3"))
     assert r.status_code == 202, r.text
     assert (await client.delete("/v1/items/no_vec_1")).status_code == 202
 

@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from service.index.lite_server import LiteServer
+from tests.bodies import items_body
 from tests.e2e.support import Deployment, deploy, serving
 from tests.integration.index_support import free_port
 
@@ -88,7 +89,7 @@ async def test_reload_under_concurrent_requests_swaps_without_errors(
 async def test_a_queued_change_survives_a_restart(deployment: Deployment):
     async with serving(deployment.settings(index_worker=False)) as c:
         item = {"post_id": "durable_1", "topic_id": "durable_topic"}
-        assert (await c.put("/v1/items", json={"items": [item]})).status_code == 202
+        assert (await c.put("/v1/items", json=items_body([item], "post_id"))).status_code == 202
         assert (await c.get("/v1/items/durable_1")).json()["state"] == "queued"
     async with serving(deployment.settings()) as c:  # a new process, worker on
         await wait_indexed(c, "durable_1")
@@ -113,7 +114,7 @@ async def test_the_service_runs_on_redis(
         assert after["cold_start"] is False
         assert top not in [i["item_id"] for i in after["items"]]
         item = {"post_id": "redis_1", "topic_id": "redis_topic"}
-        assert (await c.put("/v1/items", json={"items": [item]})).status_code == 202
+        assert (await c.put("/v1/items", json=items_body([item], "post_id"))).status_code == 202
         await wait_indexed(c, "redis_1")
         body = {"user_id": "r1", "k": 5, "filter": {"topic_id": ["redis_topic"]}}
         got = (await c.post("/v1/recommendations", json=body)).json()["items"]
@@ -168,7 +169,7 @@ async def test_two_processes_share_the_catalog_through_the_store(
         dep = deploy(posts_bundle, posts_dir, tmp_path, server.uri, f"sqlite:///{tmp_path}/s.db")
         async with serving(dep.settings()) as a, serving(dep.settings(index_worker=False)) as b:
             item = {"post_id": "shared_1", "topic_id": "shared_topic", "post_vec": [0.1] * 32}
-            assert (await b.put("/v1/items", json={"items": [item]})).status_code == 202
+            assert (await b.put("/v1/items", json=items_body([item], "post_id"))).status_code == 202
             await wait_indexed(b, "shared_1")
             body = {"user_id": "u2", "k": 5, "filter": {"topic_id": ["shared_topic"]}}
             for client in (a, b):

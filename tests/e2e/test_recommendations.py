@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import random
 import time
+from urllib.parse import quote
 
 import anyio
+import httpx
 import pyarrow.parquet as pq
 import pytest
+
+from tests.bodies import items_body
 
 pytestmark = pytest.mark.anyio
 
@@ -127,28 +131,45 @@ async def test_profile_round_trip_and_use(client):
 
 
 async def test_put_item_becomes_searchable_and_delete_removes_it(client):
-    body = {"user_id": "u5", "k": 10, "filter": {"topic_id": ["fresh_topic"]}}
+    """Through the real index, with an id that needs escaping everywhere (slash, space,
+    quotes, `%`, Unicode) and is excluded by the user's own events."""
+    body = {"user_id": "u5/ü", "k": 10, "filter": {"topic_id": ["fresh_topic"]}}
     assert (await recommend(client, **body))["items"] == []
-    item = {"post_id": "fresh_1", "topic_id": "fresh_topic", "post_vec": [0.01] * 32}
+    item_id = "fresh/1 'Müller' \"%41\""
+    path = "/v1/items/" + quote(item_id, safe="")
+    twin = {"post_id": "fresh_2", "topic_id": "fresh_topic", "post_vec": [0.02] * 32}
+    item = {"post_id": item_id, "topic_id": "fresh_topic", "post_vec": [0.01] * 32}
     started = time.monotonic()
-    r = await client.put("/v1/items", json={"items": [item]})
+    r = await client.put("/v1/items", json=items_body([item, twin], "post_id"))
     assert r.status_code == 202, r.text
-    assert r.json()["accepted"] == 1
-    assert (await client.get("/v1/items/fresh_1")).json()["state"] in ("queued", "indexed")
-    while (await client.get("/v1/items/fresh_1")).json()["state"] != "indexed":
+    assert r.json()["accepted"] == 2
+    assert (await client.get(path)).json()["state"] in ("queued", "indexed")
+    while (await client.get(path)).json()["state"] != "indexed":
         assert time.monotonic() - started < 20, "not indexed within 20 s"
         await anyio.sleep(0.02)
+    await wait_state(client, "/v1/items/fresh_2", "indexed", started + 20)
     got = (await recommend(client, **body))["items"]
-    assert [i["item_id"] for i in got] == ["fresh_1"]
-    assert got[0]["score"] is not None  # ranked with its features from the item table
+    assert sorted(i["item_id"] for i in got) == sorted([item_id, "fresh_2"])
+    assert all(i["score"] is not None for i in got)  # ranked with features from the item table
+    excluded = await recommend(client, **body, exclude_item_ids=[item_id])
+    assert [i["item_id"] for i in excluded["items"]] == ["fresh_2"]
+    user_path = "/v1/users/" + quote(body["user_id"], safe="") + "/events"
+    assert (
+        await client.post(user_path, json={"events": [{"item_id": item_id}]})
+    ).status_code == 200
+    assert [i["item_id"] for i in (await recommend(client, **body))["items"]] == ["fresh_2"]
 
-    r = await client.delete("/v1/items/fresh_1")
-    assert r.status_code == 202
-    while (await client.get("/v1/items/fresh_1")).json()["state"] != "deleted":
-        assert time.monotonic() - started < 40, "not deleted within 20 s"
-        await anyio.sleep(0.02)
+    for p in (path, "/v1/items/fresh_2"):
+        assert (await client.delete(p)).status_code == 202
+        await wait_state(client, p, "deleted", started + 40)
     assert (await recommend(client, **body))["items"] == []
     assert (await client.get("/v1/items/never-was")).status_code == 404
+
+
+async def wait_state(client: httpx.AsyncClient, path: str, state: str, deadline: float) -> None:
+    while (await client.get(path)).json()["state"] != state:
+        assert time.monotonic() < deadline, f"{path} not {state} in time"
+        await anyio.sleep(0.02)
 
 
 async def test_ranker_past_its_deadline_falls_back_to_retrieval_order(deployment):

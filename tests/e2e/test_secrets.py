@@ -12,6 +12,7 @@ import anyio
 import pytest
 
 from service.bundle.manifest import MANIFEST_FILE
+from tests.bodies import item_body
 from tests.conftest import redis_server
 from tests.e2e.support import Deployment, deploy, serving
 
@@ -37,7 +38,7 @@ async def test_no_password_in_any_answer_or_log_line_after_a_redis_outage(
                     c.post("/v1/recommendations", json={"user_id": "u1", "k": 5}),
                     c.post("/v1/users/u1/events", json={"events": [{"item_id": "p1"}]}),
                     c.put("/v1/users/u1", json={"features": {"follow_topic_id": ["t1"]}}),
-                    c.put("/v1/items", json={"items": [{"post_id": "p1", "topic_id": "t1"}]}),
+                    c.put("/v1/items", json=item_body("p1", topic_id="t1")),
                     c.get("/v1/items/p1"),
                     c.get("/v1/models"),
                 ]

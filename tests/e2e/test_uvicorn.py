@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from service.index.lite_server import LiteServer
+from tests.bodies import items_body
 from tests.e2e.support import Deployment, deploy
 from tests.integration.index_support import free_port
 
@@ -98,7 +99,10 @@ def test_two_workers_through_the_lite_server(posts_bundle: Path, posts_dir: Path
                     assert r.status_code == 200, r.text
                     assert not r.json()["degraded"]
                 item = {"post_id": "w2_1", "topic_id": "w2_topic"}
-                assert client.put(f"{url}/v1/items", json={"items": [item]}).status_code == 202
+                assert (
+                    client.put(f"{url}/v1/items", json=items_body([item], "post_id")).status_code
+                    == 202
+                )
                 deadline = time.monotonic() + 30
                 while client.get(f"{url}/v1/items/w2_1").json()["state"] != "indexed":
                     assert time.monotonic() < deadline

@@ -93,10 +93,15 @@ def attributes(n: int) -> dict[str, list]:
     }
 
 
+def item_id(i: int) -> str:
+    """Every other id is hostile (quotes, slash, space, `%`, Unicode): the server takes any id."""
+    return f"item-{i}" if i % 2 else f"sku/{i} 'Müller' \"%41\""
+
+
 @pytest.fixture(scope="module")
 def populated(milvus_server_uri: str) -> Iterator[tuple[MilvusIndex, ExactIndex, np.ndarray]]:
     vectors, centres = clustered_unit_vectors(N, DIM, seed=11)
-    ids = [f"item-{i}" for i in range(N)]
+    ids = [item_id(i) for i in range(N)]
     server, exact = MilvusIndex(milvus_server_uri, timeout_s=5), ExactIndex()
     for index in (server, exact):
         index.ensure_collection(VERSION, DIM, FIELDS)
@@ -166,11 +171,12 @@ def test_hnsw_recall_under_a_restrictive_filter(populated):
 def test_reupsert_and_delete_keep_the_count_exact(populated):
     server, exact, _ = populated
     vectors, _ = clustered_unit_vectors(10, DIM, seed=13)
-    ids = [f"item-{i}" for i in range(10)]
+    ids = [item_id(i) for i in range(10)]
     for index in (server, exact):
         index.upsert(VERSION, ids, vectors, attributes(10))
     assert server.count(VERSION) == N
     for index in (server, exact):
         index.delete(VERSION, ids[:4])
     assert server.count(VERSION) == exact.count(VERSION) == N - 4
-    assert server.search(VERSION, vectors[5], 1)[0].item_id == "item-5"
+    assert server.search(VERSION, vectors[5], 1)[0].item_id == item_id(5)
+    assert server.search(VERSION, vectors[6], 1)[0].item_id == item_id(6)

@@ -78,10 +78,11 @@ def test_bad_rows_fail_or_are_reported(bundle, tmp_path: Path) -> None:
         json.dumps({"topic_id": "t2"}),
         json.dumps({**good, "post_id": "p2", "post_vec": [0.1] * 3}),
         "{not json",
-        json.dumps({**good, "post_id": "p 4"}),  # the service's id rule: no spaces
+        json.dumps({**good, "post_id": "p\t4"}),  # the service's id rule: no control characters
         json.dumps({**good, "post_id": "p5", "topic_id": "t" * 300}),  # over the index's bound
         json.dumps({**good, "post_id": "p3", "extra_column": 1}),  # columns it does not read
         json.dumps({**good, "post_id": 7}),  # an integer id is read as "7"
+        json.dumps({**good, "post_id": "sku/9 'ü'"}),  # any other string is an id
     ]
     path = tmp_path / "items.jsonl"
     path.write_text("\n".join(lines) + "\n")
@@ -89,13 +90,14 @@ def test_bad_rows_fail_or_are_reported(bundle, tmp_path: Path) -> None:
         run_index_job(bundle, open_index("memory://"), path, tmp_path / "cp1")
     index = open_index("memory://")
     report = run_index_job(bundle, index, path, tmp_path / "cp2", on_bad_rows="skip")
-    assert report.bad_rows == 5 and report.indexed == 3 == index.count(bundle.version)
+    assert report.bad_rows == 5 and report.indexed == 4 == index.count(bundle.version)
     assert any("post_vec: expected 32 values, got 3" in e for e in report.bad_examples)
     assert any("line 4: invalid JSON" in e for e in report.bad_examples)
-    assert any("'p 4' is not an id" in e for e in report.bad_examples)
+    assert any("post_id is not an id" in e for e in report.bad_examples)
     assert any("topic_id" in e and "at most 256 bytes" in e for e in report.bad_examples)
     vector = bundle.embed_users({"client_id": ["u1"]})[0]
-    assert {h.item_id for h in index.search(bundle.version, vector, 10)} == {"p1", "p3", "7"}
+    found = {h.item_id for h in index.search(bundle.version, vector, 10)}
+    assert found == {"p1", "p3", "7", "sku/9 'ü'"}
 
 
 class RefusingLite:

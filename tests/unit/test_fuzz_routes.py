@@ -90,7 +90,7 @@ def test_event_bodies(api: TestClient, user_id, body):
 
 @FUZZ
 @example(body={"items": [{"item_id": "fz1", "topic": 10**30}]})
-@example(body={"items": [{"item_id": "fz1", "topic": "\ud800"}]})
+@example(body={"items": [{"item_id": "fz1", "features": {"topic": "\ud800"}}]})
 @given(body=fuzz.item_bodies(SCHEMA))
 def test_item_bodies(api: TestClient, body):
     assert_no_5xx(api.put("/v1/items", content=fuzz.encode(body), headers=JSON))

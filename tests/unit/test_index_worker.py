@@ -82,7 +82,7 @@ async def test_a_fixed_item_leaves_the_failed_state(serve, store):
     async with serve(index_max_attempts=1, index_retry_s=0) as client:
         store.put_items([("long_topic", POISON["long_topic"])])
         await wait_state(client, "long_topic", "failed", within_s=2)
-        fixed = {"item_id": "long_topic", "topic": "t2", "quality": [0.0]}
+        fixed = {"item_id": "long_topic", "features": {"topic": "t2", "quality": [0.0]}}
         assert (await client.put("/v1/items", json={"items": [fixed]})).status_code == 202
         body = await wait_state(client, "long_topic", "indexed", within_s=2)
         assert body["error"] is None and body["attempts"] == 0

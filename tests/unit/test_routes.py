@@ -4,6 +4,7 @@ codes, the one error shape, auth, reload, readiness and the indexing worker."""
 from __future__ import annotations
 
 import time
+from urllib.parse import quote
 
 import anyio
 import httpx
@@ -11,6 +12,7 @@ import pytest
 
 from service.api.schemas import RecommendationResponse
 from service.online.ports import RankerError
+from tests.bodies import item_body
 
 pytestmark = pytest.mark.anyio
 
@@ -38,19 +40,26 @@ async def test_recommendations_over_http(client):
     [
         ("post", "/v1/recommendations", {"user_id": "u", "k": 0}, "k"),
         ("post", "/v1/recommendations", {"user_id": "u", "k": 9, "candidates": 3}, "candidates"),
-        ("post", "/v1/recommendations", {"user_id": "u v"}, "user_id"),
+        ("post", "/v1/recommendations", {"user_id": "u\tv"}, "user_id"),
         ("post", "/v1/recommendations", {"user_id": "u", "context": {"x": 1}}, "context.x"),
         ("post", "/v1/recommendations", {"user_id": "u", "filter": {"x": ["a"]}}, "filter.x"),
         ("post", "/v1/users/u/events", {"events": []}, "events"),
         ("put", "/v1/users/u", {"features": {"user_id": "u"}}, "features.user_id"),
         ("put", "/v1/users/u", {"features": {"favs": ["t1:abc"]}}, "features.favs"),
-        ("put", "/v1/items", {"items": [{"topic": "t1"}]}, "items[0].item_id"),
-        ("put", "/v1/items", {"items": [{"item_id": "x y"}]}, "items[0].item_id"),
-        ("put", "/v1/items", {"items": [{"item_id": "a", "colour": 1}]}, "items[0].colour"),
-        ("put", "/v1/items", {"items": [{"item_id": "a", "quality": [1, 2]}]}, "items[0].quality"),
-        ("put", "/v1/items", {"items": [{"item_id": "a", "quality": [1e39]}]}, "items[0].quality"),
+        ("put", "/v1/items", {"items": [{"features": {"topic": "t1"}}]}, "items[0].item_id"),
+        ("put", "/v1/items", {"items": [{"item_id": "x\ny"}]}, "items[0].item_id"),
+        ("put", "/v1/items", {"items": [{"item_id": "x" * 257}]}, "items[0].item_id"),
+        (
+            "put",
+            "/v1/items",
+            {"items": [{"item_id": "a", "features": {"item_id": "a"}}]},
+            "items[0].features.item_id",
+        ),
+        ("put", "/v1/items", item_body("a", colour=1), "items[0].features.colour"),
+        ("put", "/v1/items", item_body("a", quality=[1, 2]), "items[0].features.quality"),
+        ("put", "/v1/items", item_body("a", quality=[1e39]), "items[0].features.quality"),
         # longer than the index's attribute bound: refused here, not by the worker later
-        ("put", "/v1/items", {"items": [{"item_id": "a", "topic": "t" * 300}]}, "items[0].topic"),
+        ("put", "/v1/items", item_body("a", topic="t" * 300), "items[0].features.topic"),
         ("post", "/v1/admin/reload", {}, "bundle"),
     ],
 )
@@ -90,11 +99,16 @@ LONE = '"\\ud800"'  # a lone surrogate, valid JSON, not Unicode a store can hold
         ("put", "/v1/users/u", '{"features":{"age_band":@HUGE@}}', "features.age_band"),
         ("put", "/v1/users/u", '{"features":{"age_band":@LONE@}}', "features.age_band"),
         ("put", "/v1/users/u", '{"features":{"favs":[[1]]}}', "features.favs"),
-        ("put", "/v1/items", '{"items":[{"item_id":"z","topic":@HUGE@}]}', "items[0].topic"),
-        ("put", "/v1/items", '{"items":[{"item_id":"z","topic":99999999999999999999999999}]}',
-         "items[0].topic"),
-        ("put", "/v1/items", '{"items":[{"item_id":"z","topic":@LONE@}]}', "items[0].topic"),
-        ("put", "/v1/items", '{"items":[{"item_id":"z","quality":[NaN]}]}', "items[0].quality"),
+        ("put", "/v1/items", '{"items":[{"item_id":"z","features":{"topic":@HUGE@}}]}',
+         "items[0].features.topic"),
+        ("put", "/v1/items",
+         '{"items":[{"item_id":"z","features":{"topic":99999999999999999999999999}}]}',
+         "items[0].features.topic"),
+        ("put", "/v1/items", '{"items":[{"item_id":"z","features":{"topic":@LONE@}}]}',
+         "items[0].features.topic"),
+        ("put", "/v1/items", '{"items":[{"item_id":@LONE@}]}', "items[0].item_id"),
+        ("put", "/v1/items", '{"items":[{"item_id":"z","features":{"quality":[NaN]}}]}',
+         "items[0].features.quality"),
     ],
 )  # fmt: skip
 async def test_valid_json_the_service_cannot_hold_is_a_422(client, method, path, raw, field):
@@ -170,8 +184,8 @@ async def test_readiness_names_the_failing_dependency(client, index, store):
 
 
 async def test_a_put_item_is_indexed_by_the_worker_and_recommended(client):
-    item = {"item_id": "fresh", "topic": "fresh_topic", "quality": [1.0]}
-    assert (await client.put("/v1/items", json={"items": [item]})).status_code == 202
+    body = item_body("fresh", topic="fresh_topic", quality=[1.0])
+    assert (await client.put("/v1/items", json=body)).status_code == 202
     started = time.monotonic()
     while (await client.get("/v1/items/fresh")).json()["state"] != "indexed":
         assert time.monotonic() - started < 10, "not indexed within 10 s"
@@ -198,3 +212,27 @@ async def test_a_store_outage_degrades_recommendations_over_http(client, store):
     r = await client.post("/v1/recommendations", json={"user_id": "known", "k": 3})
     assert r.status_code == 200 and r.json()["fallback_reason"] == "store_unavailable"
     RecommendationResponse.model_validate_json(r.content)  # a degraded answer keeps the schema
+
+
+@pytest.mark.parametrize("user_id", ["a/b c", 'Müller\'s "x"', "%2F", "events"])
+async def test_any_id_round_trips_through_paths_and_bodies(client, user_id):
+    """Slashes, spaces, quotes, `%` and Unicode: percent-encoded in paths, as-is in bodies."""
+    path = "/v1/users/" + quote(user_id, safe="")
+    features = {"age_band": "old"}
+    assert (await client.put(path, json={"features": features})).status_code == 200
+    assert (await client.get(path)).json() == {"user_id": user_id, "features": features}
+    r = await client.post(f"{path}/events", json={"events": [{"item_id": "i1"}]})
+    assert r.json()["user_id"] == user_id
+    body = {"user_id": user_id, "k": 40, "candidates": 40}
+    got = (await client.post("/v1/recommendations", json=body)).json()["items"]
+    assert got and "i1" not in {i["item_id"] for i in got}
+
+
+async def test_an_item_id_with_a_slash_is_queued_found_and_deleted(client):
+    item_id = "sku/7 'ü'"
+    path = "/v1/items/" + quote(item_id, safe="")
+    assert (await client.put("/v1/items", json=item_body(item_id, topic="t1"))).status_code == 202
+    assert (await client.get(path)).json()["item_id"] == item_id
+    assert (await client.delete(path)).status_code == 202
+    assert_error(await client.get("/v1/items/sku%2F8"), 404, "not_found", "item_id")
+    assert_error(await client.get("/v1/items/a%0Ab"), 422, "invalid_request", "item_id")

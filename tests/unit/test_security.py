@@ -15,6 +15,7 @@ from service.logs import JsonFormatter
 from service.redact import public, redact
 from service.settings import Settings, reload_root
 from service.validation import InvalidInput, check_bundle_path
+from tests.bodies import item_body
 
 pytestmark = pytest.mark.anyio
 
@@ -121,7 +122,7 @@ async def test_a_failed_reload_shows_no_absolute_path(client):
         ("post", "/v1/users/u1/events", {"events": [{"item_id": "i1"}]}),
         ("put", "/v1/users/u1", {"features": {"age_band": "old"}}),
         ("get", "/v1/users/u1", None),
-        ("put", "/v1/items", {"items": [{"item_id": "i1", "topic": "t1", "quality": [0.0]}]}),
+        ("put", "/v1/items", item_body("i1", topic="t1", quality=[0.0])),
         ("delete", "/v1/items/i1", None),
         ("get", "/v1/items/i1", None),
     ],

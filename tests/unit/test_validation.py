@@ -27,12 +27,15 @@ from tests.fakes import SCHEMA
 RULES = RequestRules.from_schema(SCHEMA)
 
 
-@pytest.mark.parametrize("good", ["p1", "A-b_c.d:e@f", "7", "x" * 128])
+GOOD_IDS = ["p1", "A-b_c.d:e@f", "7", "x" * 256, "a b", "it's", 'say "hi"', "sku/1", "Müller", "名"]
+
+
+@pytest.mark.parametrize("good", GOOD_IDS)
 def test_ids_that_pass(good):
     assert check_id(good) == good
 
 
-@pytest.mark.parametrize("bad", ["", "x" * 129, "a b", "it's", 'say "hi"', "a/b", "ünï", "a\n", 7])
+@pytest.mark.parametrize("bad", ["", "x" * 257, "a\n", "\x00", "\x7f", "a\x9fb", "\ud800", 7])
 def test_ids_that_do_not(bad):
     with pytest.raises(InvalidInput, match="is not an id") as caught:
         check_id(bad, "items[0].item_id")
@@ -67,16 +70,19 @@ def test_attribute_values_and_bounds():
         attribute_value(ScalarField("s", "string"), "a\x00b")
 
 
-def test_item_rows_name_the_row_and_field():
-    assert check_item_rows([{"item_id": "a", "topic": "t1"}], RULES) == ["a"]
-    cases = [
-        ({"topic": "t1"}, "items[0].item_id"),
-        ({"item_id": "a", "topic": "t" * 257}, "items[0].topic"),
-        ({"item_id": "a", "colour": "red"}, "items[0].colour"),
+def test_item_rows_keep_the_id_under_the_item_key_and_name_the_row_and_field():
+    assert check_item_rows([("a/b c", {"topic": "t1"})], RULES) == [
+        {"topic": "t1", "item_id": "a/b c"}
     ]
-    for row, field in cases:
+    cases = [
+        (("a\n", {"topic": "t1"}), "items[0].item_id"),
+        (("a", {"item_id": "b"}), "items[0].features.item_id"),
+        (("a", {"topic": "t" * 257}), "items[0].features.topic"),
+        (("a", {"colour": "red"}), "items[0].features.colour"),
+    ]
+    for item, field in cases:
         with pytest.raises(InvalidInput) as caught:
-            check_item_rows([row], RULES)
+            check_item_rows([item], RULES)
         assert caught.value.field == field
     # a file's extra columns are not the row's fault: the batch job checks rows one by one
     assert check_item_row({"item_id": "a", "colour": "red"}, RULES) == "a"

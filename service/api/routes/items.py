@@ -2,18 +2,18 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path
+from fastapi import APIRouter, Depends
 
 from service.api.auth import require_api_key
 from service.api.deps import current_model, error_responses, runtime
 from service.api.errors import ApiError
+from service.api.paths import item_id_in_path
 from service.api.schemas import ItemsAccepted, ItemsRequest, ItemStatusOut
 from service.online.ports import ServableModel
 from service.online.runtime import Runtime
-from service.validation import ID_PATTERN
 
 router = APIRouter(tags=["items"], dependencies=[Depends(require_api_key)])
-ItemId = Annotated[str, Path(pattern=ID_PATTERN)]
+ItemId = Annotated[str, Depends(item_id_in_path)]
 
 
 @router.put(
@@ -30,9 +30,10 @@ def put_items(
 ) -> ItemsAccepted:
     """Every row must be one the index will take (a 422 names the row and field otherwise),
     so the worker never meets an item it cannot index."""
-    ids = model.check_items(body.items)
-    seq = rt.store.put_items(list(zip(ids, body.items, strict=True)))
-    return ItemsAccepted(accepted=len(ids), seq=seq)
+    items = [(item.item_id, item.features) for item in body.items]
+    rows = model.check_items(items)
+    seq = rt.store.put_items([(i, row) for (i, _), row in zip(items, rows, strict=True)])
+    return ItemsAccepted(accepted=len(rows), seq=seq)
 
 
 @router.delete(

@@ -3,21 +3,21 @@ from __future__ import annotations
 import time
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path
+from fastapi import APIRouter, Depends
 
 from service.api.auth import require_api_key
 from service.api.deps import current_model, error_responses, feedback, runtime
 from service.api.errors import ApiError
+from service.api.paths import user_id_in_path
 from service.api.schemas import EventsAccepted, EventsRequest, Profile, ProfileRequest
 from service.feedback.events import weight_of
 from service.feedback.loop import FeedbackLoop
 from service.online.ports import ServableModel
 from service.online.runtime import Runtime
 from service.state import Event
-from service.validation import ID_PATTERN
 
 router = APIRouter(tags=["users"], dependencies=[Depends(require_api_key)])
-UserId = Annotated[str, Path(pattern=ID_PATTERN)]
+UserId = Annotated[str, Depends(user_id_in_path)]
 
 
 @router.post(
@@ -79,7 +79,7 @@ def put_profile(
     "/v1/users/{user_id}",
     response_model=Profile,
     summary="A user's stored profile features",
-    responses=error_responses(401, 404, 503),
+    responses=error_responses(401, 404, 422, 503),
 )
 def get_profile(user_id: UserId, rt: Annotated[Runtime, Depends(runtime)]) -> Profile:
     features = rt.store.get_profile(user_id)
