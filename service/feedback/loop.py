@@ -6,6 +6,7 @@ feedback. Built in the app's lifespan, closed (flushed) at its shutdown."""
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Sequence
 
@@ -16,7 +17,9 @@ from service.feedback.writer import ImpressionWriter
 from service.metrics import Metrics
 from service.online.domain import Recommendation, RecommendationQuery
 from service.settings import Settings
-from service.state import Event, Retention, StateStore
+from service.state import Event, Retention, StateStore, StoreError
+
+log = logging.getLogger(__name__)
 
 
 class FeedbackLoop:
@@ -60,13 +63,18 @@ class FeedbackLoop:
     def attribute(
         self, user_id: str, events: Sequence[Event], request_ids: Sequence[str | None]
     ) -> int:
-        """Store the attributed ones of ``events`` as feedback; returns how many."""
+        """Store the attributed ones of ``events`` as feedback; returns how many. The events
+        are stored already: a store failing now leaves them unattributed, not refused."""
         if self.writer is None:
             return 0
         window = self._settings.attribution_window_s
         unwritten = self.writer.unwritten(user_id)
-        found = attribute(self._store, user_id, events, request_ids, window, unwritten)
-        stored = self._store.add_feedback(found, self.keep) if found else []
+        try:
+            found = attribute(self._store, user_id, events, request_ids, window, unwritten)
+            stored = self._store.add_feedback(found, self.keep) if found else []
+        except StoreError as exc:
+            log.warning("attribution failed, %d events left unattributed: %s", len(events), exc)
+            stored = []
         self.stats.answered(stored, len(events) - len(stored))
         return len(stored)
 

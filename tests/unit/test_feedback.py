@@ -164,3 +164,15 @@ async def test_impressions_off_logs_and_counts_nothing(serve):
         click = {"item_id": body["items"][0]["item_id"], "request_id": body["request_id"]}
         answer = (await client.post("/v1/users/u1/events", json={"events": [click]})).json()
         assert answer["attributed"] == 0
+
+
+def test_a_store_failing_during_attribution_leaves_the_events_unattributed(store, make_settings):
+    from service.feedback.loop import FeedbackLoop
+
+    metrics = Metrics()
+    loop = FeedbackLoop(store, make_settings(), metrics)
+    store.down = True
+    assert loop.attribute("u1", [Event("a", "click", time.time())], [None]) == 0
+    assert metrics.registry.get_sample_value("rec_events_unattributed_total") == 1
+    store.down = False
+    loop.close()
