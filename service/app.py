@@ -20,6 +20,7 @@ from service.api.errors import install_error_handlers
 from service.api.middleware import RequestMiddleware
 from service.api.paths import EncodedSlashes
 from service.api.routes import items, models, ops, recommendations, users
+from service.feedback.loop import FeedbackLoop
 from service.index import VectorIndex
 from service.logs import configure_logging
 from service.metrics import Metrics
@@ -65,10 +66,12 @@ def create_app(
         runtime = Runtime(settings, index, store, metrics, load_model)
         tasks: list[asyncio.Task] = []
         recommender: Recommender | None = None
+        loop: FeedbackLoop | None = None
         try:
             await runtime.start()
             app.state.runtime = runtime
             app.state.recommender = recommender = Recommender(index, store, settings, metrics)
+            app.state.feedback = loop = FeedbackLoop(store, settings, metrics)
             tasks.append(asyncio.create_task(runtime.sync_forever(), name="sync"))
             if settings.index_worker:
                 tasks.append(asyncio.create_task(IndexWorker(runtime).run_forever(), name="worker"))
@@ -83,6 +86,8 @@ def create_app(
             await asyncio.gather(*tasks, return_exceptions=True)
             if recommender is not None:
                 recommender.close()
+            if loop is not None:
+                loop.close()  # every accepted impression is written before the store closes
             index.close()
             store.close()
 

@@ -10,6 +10,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64)
+POSITION_BUCKETS = (1, 2, 3, 5, 10, 20, 50, 100, 200)
 
 
 class Metrics:
@@ -78,3 +79,43 @@ class Metrics:
         self.items = Gauge("rec_item_table_items", "Items in the in-memory item table.", registry=r)
         self.model = Info("rec_model", "The bundle being served.", registry=r)
         self.reloads = Counter("rec_model_reloads", "Model reloads.", ["result"], registry=r)
+        self._feedback(r)
+
+    def _feedback(self, r: CollectorRegistry) -> None:
+        served = ["model_version", "variant"]
+        self.impressions = Counter(
+            "rec_impressions", "Answered recommendations logged.", served, registry=r
+        )
+        self.impression_items = Counter(
+            "rec_impression_items", "Items shown in logged answers.", served, registry=r
+        )
+        self.impressions_dropped = Counter(
+            "rec_impressions_dropped",
+            "Impressions dropped: the writer's buffer was full.",
+            registry=r,
+        )
+        self.impression_write_errors = Counter(
+            "rec_impression_write_errors", "Failed writes of an impression batch.", registry=r
+        )
+        self.attributed = Counter(
+            "rec_events_attributed",
+            "Events attributed to an impression, by kind (positive | negative).",
+            [*served, "kind"],
+            registry=r,
+        )
+        self.unattributed = Counter(
+            "rec_events_unattributed", "Events no impression in the window showed.", registry=r
+        )
+        self.positives = Counter(
+            "rec_attributed_positives",
+            "Shown items with an attributed positive event (first one per answer and item).",
+            served,
+            registry=r,
+        )
+        self.clicked_position = Histogram(
+            "rec_clicked_position",
+            "Position (1 = first) of shown items with an attributed positive.",
+            served,
+            buckets=POSITION_BUCKETS,
+            registry=r,
+        )

@@ -119,6 +119,31 @@ class Settings(BaseSettings):
     gate_recall_margin: float = Field(
         0.005, ge=0, le=1, description="How much lower the new bundle's Recall@50 may be."
     )
+    # the feedback loop
+    impressions: bool = Field(
+        True, description="Log every answered recommendation (off: no impressions, no CTR)."
+    )
+    impressions_max_rows: int = Field(
+        1_000_000, ge=1, description="Impressions (and attributed events) the store keeps."
+    )
+    impressions_max_age_s: float = Field(
+        7 * 86_400, gt=0, description="Oldest impression (and attributed event) the store keeps."
+    )
+    impressions_buffer: int = Field(
+        10_000,
+        ge=1,
+        description="Impressions held in memory awaiting a write; past it new ones are dropped "
+        "(counted): the most a crash can lose.",
+    )
+    impressions_batch: int = Field(500, ge=1, description="Impressions per store write.")
+    impressions_flush_s: float = Field(
+        0.5, gt=0, le=60, description="How often the impression writer writes its buffer."
+    )
+    attribution_window_s: float = Field(
+        3600,
+        gt=0,
+        description="An event is attributed to an impression shown at most this long before it.",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", description="Log level of the JSON logs."
     )

@@ -72,6 +72,73 @@ def data_synth(
     console.print(f"wrote {out}: {write(cfg, out)}")
 
 
+@data_app.command("export")
+def data_export(
+    store: Annotated[str, typer.Option(help="State store URI the service logged to.")],
+    out: Annotated[Path, typer.Option(help="Folder for the data set (parquet + <name>.toml).")],
+    since: Annotated[
+        str | None,
+        typer.Option(help="Only impressions from then on: unix seconds or an ISO date/time."),
+    ] = None,
+    bundle: Annotated[
+        Path | None,
+        typer.Option(
+            help="Bundle whose schema and ranker features the data set takes "
+            "(default: RECSYS_BUNDLE)."
+        ),
+    ] = None,
+) -> None:
+    """Join the service's impressions with the events attributed to them into a data set
+    that `recsys train --dataset OUT/<name>.toml` trains on; print the config's path."""
+    from service.bundle import BundleError, load_bundle
+    from service.feedback.export import export_dataset
+    from service.settings import get_settings
+    from service.state import StoreError, open_store
+
+    bundle = bundle or get_settings().bundle
+    if bundle is None:
+        fail("--bundle (or RECSYS_BUNDLE) names the schema of the data set", 2)
+    try:
+        served = load_bundle(bundle)
+        opened = open_store(store)
+    except (BundleError, StoreError, ValueError) as exc:
+        fail(str(exc))
+    try:
+        summary = export_dataset(
+            opened,
+            served.encoder.schema,
+            served.manifest.models["ranker"].features,
+            out,
+            _since(since),
+        )
+    except StoreError as exc:
+        fail(str(exc))
+    finally:
+        opened.close()
+    console.print(
+        f"{summary.impressions} impressions -> {summary.interactions} rows "
+        f"({summary.positives} positive), {summary.users} users, {summary.items} items"
+        + (f"; {summary.dropped} shown items no longer in the catalog" if summary.dropped else "")
+    )
+    typer.echo(summary.config)
+
+
+def _since(value: str | None) -> float:
+    from datetime import UTC, datetime
+
+    if value is None:
+        return 0.0
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        fail(f"--since must be unix seconds or an ISO date/time, not {value!r}", 2)
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
+
+
 def train(
     dataset: DatasetOption = "posts",
     data_dir: DataDirOption = None,

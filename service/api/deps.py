@@ -9,6 +9,7 @@ from fastapi import Request
 
 from service.api.errors import CODES, ApiError
 from service.api.schemas import ErrorResponse
+from service.feedback.loop import FeedbackLoop
 from service.online.ports import ServableModel
 from service.online.recommender import Recommender
 from service.online.runtime import Runtime
@@ -20,6 +21,10 @@ async def runtime(request: Request) -> Runtime:
 
 async def recommender(request: Request) -> Recommender:
     return request.app.state.recommender
+
+
+async def feedback(request: Request) -> FeedbackLoop:
+    return request.app.state.feedback
 
 
 async def current_model(request: Request) -> ServableModel:

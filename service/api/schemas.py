@@ -154,7 +154,20 @@ class EventIn(Strict):
     ts: float | None = Field(
         None, ge=0, le=MAX_EVENT_TS, allow_inf_nan=False, description="Unix seconds; default: now."
     )
-    weight: float = Field(1.0, ge=0, le=1000, allow_inf_nan=False)
+    weight: float | None = Field(
+        None,
+        ge=0,
+        le=1000,
+        allow_inf_nan=False,
+        description="Default by type: read 1, click 1, like 2, purchase 5, any other 1; "
+        "dislike and hide (negatives: the item stays out of later answers) always 0.",
+    )
+    request_id: Id | None = Field(
+        None,
+        description="The recommendation this event answers (its `request_id`); without it, "
+        "the latest answer that showed the item to this user within "
+        "RECSYS_ATTRIBUTION_WINDOW_S.",
+    )
 
 
 class EventsRequest(Strict):
@@ -169,6 +182,7 @@ class EventsRequest(Strict):
 class EventsAccepted(BaseModel):
     user_id: str
     accepted: int
+    attributed: int = Field(0, description="Events attributed to an answer that showed them.")
     unknown_item_ids: list[str] = Field(
         default_factory=list,
         description="Items of these events the catalog does not hold (yet): the events are "
@@ -240,6 +254,34 @@ class ModelOut(BaseModel):
     catalog_items: int
     metrics: dict[str, Any]
     last_reload_error: str | None
+    online: list[OnlineStatsOut] = Field(
+        default_factory=list,
+        description="Impressions, attributed positives and CTR of this version per variant "
+        "since this process started.",
+    )
+
+
+class OnlineStatsOut(BaseModel):
+    model_version: str
+    variant: str
+    impressions: int = Field(description="Answers logged since this process started.")
+    items_shown: int
+    positives: int = Field(description="Shown items with an attributed positive event.")
+    negatives: int = Field(description="Attributed negative events (dislike, hide).")
+    ctr: float | None = Field(description="positives / items_shown (None before any answer).")
+    mean_click_position: float | None = Field(description="Mean position (1 = first).")
+
+
+class VariantOut(BaseModel):
+    name: str
+    weight: float
+    model_version: str
+    online: list[OnlineStatsOut]
+
+
+class ExperimentsOut(BaseModel):
+    since: float = Field(description="When this process started counting (unix seconds).")
+    variants: list[VariantOut]
 
 
 class GateOut(BaseModel):

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from service.bench import report
+from service.bench import impressions, report
 from service.bench.run import BenchConfig, run
 from service.cli.common import console, fail
 
@@ -34,6 +34,14 @@ def bench(
     compare: Annotated[
         Path | None, typer.Option(help="An earlier run's JSON to compare with.")
     ] = None,
+    impressions_ab: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="Only measure the impression log: this many rounds of recsys with "
+            "RECSYS_IMPRESSIONS off then on, p50/p99 ratios per level.",
+        ),
+    ] = 0,
 ) -> None:
     """Build a catalog, serve it (recsys and a bare prototype, real uvicorn), load both with
     wrk and an open-loop client on loopback, and report the goal lines."""
@@ -49,6 +57,7 @@ def bench(
         rates=tuple(rates or defaults.rates),
         workers=tuple(workers or defaults.workers),
         cache=out / "cache",
+        impression_rounds=impressions_ab,
     )
     baseline = json.loads(compare.read_text()) if compare else None
     try:
@@ -56,6 +65,11 @@ def bench(
     except RuntimeError as exc:
         fail(str(exc))
     path = report.write(result, out)
+    if "impressions" in result:
+        for line in impressions.lines(result["impressions"]):
+            console.print(line)
+        console.print(f"wrote {path}")
+        return
     png = report.chart(result, path.with_suffix(".png"))
     for line in report.goal_lines(result):
         console.print(line)

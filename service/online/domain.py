@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from service.feedback.events import is_negative
 from service.index.port import MAX_EXCLUSIONS
 from service.state import Event
 
@@ -42,11 +43,23 @@ class UserState:
         """Items the user interacted with, most recent first, without repeats."""
         return list(dict.fromkeys(e.item_id for e in reversed(self.events)))
 
+    @property
+    def rejected(self) -> list[str]:
+        """Items of the user's negative events (dislike, hide), most recent first."""
+        newest_first = (e.item_id for e in reversed(self.events) if is_negative(e.type))
+        return list(dict.fromkeys(newest_first))
+
+    @property
+    def history(self) -> list[str]:
+        """Item ids of the positive events, oldest first (what a history feature reads)."""
+        return [e.item_id for e in self.events if not is_negative(e.type)]
+
 
 @dataclass(frozen=True)
 class Exclusions:
     """Ids that must not come back: the request's own first, then the user's seen items
-    (most recent first). The index is given the first `MAX_EXCLUSIONS`; every one of them is
+    (most recent first; without ``exclude_seen`` still the items of negative events). The
+    index is given the first `MAX_EXCLUSIONS`; every one of them is
     also dropped from whatever the index or a fallback returns."""
 
     ordered: tuple[str, ...]
@@ -57,7 +70,7 @@ class Exclusions:
 
     @classmethod
     def of(cls, query: RecommendationQuery, state: UserState) -> Exclusions:
-        seen = state.seen if query.exclude_seen else []
+        seen = state.seen if query.exclude_seen else state.rejected
         return cls(tuple(dict.fromkeys([*query.exclude_item_ids, *seen])))
 
     def for_index(self) -> list[str]:
@@ -127,6 +140,9 @@ class Recommendation:
     fallback_reason: FallbackReason | None
     timings_ms: dict[str, float]
     empty_reason: EmptyReason | None = None
+    # the stored profile overridden by the request's user features: what the answer was
+    # computed from besides context and history (the impression log keeps it for training)
+    user_features: dict[str, Any] = field(default_factory=dict)
 
     @property
     def degraded(self) -> bool:

@@ -98,6 +98,7 @@ class Recommender:
             fallback_reason=reasons[0] if reasons else None,
             timings_ms=clock.total(),
             empty_reason=None if items else _why_empty(query, exclusions),
+            user_features={**(user.state.profile or {}), **query.user_features},
         )
 
     async def _user(

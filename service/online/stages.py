@@ -40,7 +40,7 @@ def user_row(
     row: dict[str, Any] = {**(state.profile or {}), **user_features, **context}
     row[rules.user_key] = state.user_id
     if rules.history is not None:
-        row[rules.history] = [e.item_id for e in state.events]
+        row[rules.history] = state.history
     return row
 
 

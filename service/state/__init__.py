@@ -10,6 +10,7 @@ from service.state.port import (
     Event,
     ItemChange,
     ItemStatus,
+    Retention,
     StateStore,
     StoreError,
 )
@@ -44,6 +45,7 @@ __all__ = [
     "Event",
     "ItemChange",
     "ItemStatus",
+    "Retention",
     "StateStore",
     "StoreError",
     "open_store",

@@ -20,14 +20,25 @@ new change of the item starts over.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol, runtime_checkable
+
+from service.feedback.records import Feedback, Impression
 
 ItemState = Literal["queued", "indexed", "deleted", "failed"]
 DEFAULT_EVENTS_PER_USER = 200
 DEFAULT_TIMEOUT_S = 2.0
 DEFAULT_REDIS_PREFIX = "recsys:"
+
+
+@dataclass(frozen=True)
+class Retention:
+    """How much of the feedback log (impressions, attributed events) a store keeps: at most
+    ``max_rows`` of each, none older than ``max_age_s`` (trimmed as new rows are written)."""
+
+    max_rows: int
+    max_age_s: float
 
 
 @dataclass(frozen=True)
@@ -142,6 +153,33 @@ class StateStore(Protocol):
         ...
 
     def pending_count(self) -> int: ...
+
+    # feedback log
+    def add_impressions(self, impressions: Sequence[Impression], keep: Retention) -> None:
+        """Append answered recommendations (one batch of the buffered writer) and trim the log
+        to ``keep``."""
+        ...
+
+    def impression(self, request_id: str) -> Impression | None:
+        """The latest impression with this request id, if the log still holds it."""
+        ...
+
+    def recent_impressions(self, user_id: str, since_ts: float, limit: int) -> list[Impression]:
+        """The user's impressions at or after ``since_ts``, newest first (at most ``limit``)."""
+        ...
+
+    def impressions_since(self, since_ts: float) -> Iterator[Impression]:
+        """Every impression the log holds at or after ``since_ts``, oldest first (paged)."""
+        ...
+
+    def add_feedback(self, records: Sequence[Feedback], keep: Retention) -> list[Feedback]:
+        """Append attributed events; returns them with ``first`` set on each positive that is
+        the first for its (request, item) pair."""
+        ...
+
+    def feedback_since(self, since_ts: float) -> Iterator[Feedback]:
+        """Every attributed event the log holds at or after ``since_ts``, oldest first."""
+        ...
 
     def put_meta(self, key: str, value: str) -> None:
         """A small shared record, e.g. the rollout (which bundle every process serves)."""

@@ -12,12 +12,14 @@ needs all keys in one hash slot (use a prefix such as ``{recsys}:``).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import replace
 from typing import Any, TypeVar
 
 import orjson
 import redis
 
+from service.feedback.records import Feedback, Impression
 from service.redact import redact
 from service.state.port import (
     DEFAULT_EVENTS_PER_USER,
@@ -27,6 +29,7 @@ from service.state.port import (
     Event,
     ItemChange,
     ItemStatus,
+    Retention,
     StoreError,
 )
 
@@ -120,11 +123,18 @@ for _, id in ipairs(ids) do
 end
 return n
 """
+PAGE = 1000  # entries per read of the feedback log's iterators
+SHOWN_PER_USER = 256  # impressions per user indexed for attribution (newest kept)
 STATUS_FIELDS = ("deleted", "seq", "indexed_version", "updated_at", "error", "attempts")
 
 
 def _row(text: str | None) -> dict[str, Any] | None:
     return orjson.loads(text) if text else None
+
+
+def _min_id(now: float, keep: Retention) -> str:
+    """The oldest stream id ``keep`` allows (stream ids are the milliseconds of the write)."""
+    return f"{max(0, int((now - keep.max_age_s) * 1000))}-0"
 
 
 def _status(
@@ -308,6 +318,75 @@ class RedisStore:
 
     def pending_count(self) -> int:
         return int(self._call(self._r.zcard, f"{self.p}pending"))
+
+    # feedback log: capped streams (by count and age) plus, for attribution, the stream id of
+    # each request and each user's latest stream ids, expiring with the retention age
+    def add_impressions(self, impressions: Sequence[Impression], keep: Retention) -> None:
+        if not impressions:
+            return
+        ids = self._append("impressions", [i.to_json() for i in impressions], keep)
+        ttl = max(1, int(keep.max_age_s))
+        pipe = self._r.pipeline(transaction=False)
+        for imp, entry in zip(impressions, ids, strict=True):
+            pipe.set(f"{self.p}impression:{imp.request_id}", entry, ex=ttl)
+            shown = f"{self.p}shown:{imp.user_id}"
+            pipe.lpush(shown, entry)
+            pipe.ltrim(shown, 0, SHOWN_PER_USER - 1)
+            pipe.expire(shown, ttl)
+        self._call(pipe.execute)
+
+    def _append(self, stream: str, bodies: list[bytes], keep: Retention) -> list[str]:
+        key, now = f"{self.p}{stream}", time.time()
+        pipe = self._r.pipeline(transaction=True)
+        for body in bodies:
+            pipe.xadd(key, {"j": body}, maxlen=keep.max_rows, approximate=False)
+        pipe.xtrim(key, minid=_min_id(now, keep), approximate=False)
+        return self._call(pipe.execute)[: len(bodies)]
+
+    def _entries(self, stream: str, ids: Sequence[str]) -> list[bytes]:
+        pipe = self._r.pipeline(transaction=False)
+        for entry in ids:
+            pipe.xrange(f"{self.p}{stream}", entry, entry)
+        return [found[0][1]["j"] for found in self._call(pipe.execute) if found]
+
+    def impression(self, request_id: str) -> Impression | None:
+        entry = self._call(self._r.get, f"{self.p}impression:{request_id}")
+        found = self._entries("impressions", [entry]) if entry else []
+        return Impression.from_json(found[0]) if found else None
+
+    def recent_impressions(self, user_id: str, since_ts: float, limit: int) -> list[Impression]:
+        ids = self._call(self._r.lrange, f"{self.p}shown:{user_id}", 0, limit - 1)
+        found = [Impression.from_json(b) for b in self._entries("impressions", ids)]
+        return sorted((i for i in found if i.ts >= since_ts), key=lambda i: -i.ts)
+
+    def impressions_since(self, since_ts: float) -> Iterator[Impression]:
+        for body in self._pages("impressions", since_ts):
+            imp = Impression.from_json(body)
+            if imp.ts >= since_ts:
+                yield imp
+
+    def add_feedback(self, records: Sequence[Feedback], keep: Retention) -> list[Feedback]:
+        if not records:
+            return []
+        ttl = max(1, int(keep.max_age_s))
+        pipe = self._r.pipeline(transaction=False)
+        for f in records:
+            if f.positive:
+                pipe.sadd(f"{self.p}clicked:{f.request_id}", f.item_id)
+                pipe.expire(f"{self.p}clicked:{f.request_id}", ttl)
+        added = iter(self._call(pipe.execute)[::2])
+        out = [replace(f, first=bool(next(added))) if f.positive else f for f in records]
+        self._append("feedback", [f.to_json() for f in out], keep)
+        return out
+
+    def feedback_since(self, since_ts: float) -> Iterator[Feedback]:
+        return (Feedback.from_json(body) for body in self._pages("feedback", since_ts))
+
+    def _pages(self, stream: str, since_ts: float) -> Iterator[str]:
+        start = f"{max(0, int(since_ts * 1000))}-0"
+        while page := self._call(self._r.xrange, f"{self.p}{stream}", start, "+", count=PAGE):
+            yield from (fields["j"] for _, fields in page)
+            start = f"({page[-1][0]}"
 
     def put_meta(self, key: str, value: str) -> None:
         self._call(self._r.set, f"{self.p}meta:{key}", value)

@@ -17,6 +17,7 @@ from typing import Any
 
 import orjson
 
+from service.feedback.records import Feedback, Impression
 from service.state.port import (
     DEFAULT_EVENTS_PER_USER,
     DEFAULT_TIMEOUT_S,
@@ -24,8 +25,10 @@ from service.state.port import (
     Event,
     ItemChange,
     ItemStatus,
+    Retention,
     StoreError,
 )
+from service.state.sqlite_log import SqliteLog
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS profiles (
@@ -98,6 +101,7 @@ class SqliteStore:
                 _add_missing_columns(db)
         except sqlite3.Error as exc:
             raise StoreError(f"sqlite store {self.path}: {exc}") from exc
+        self._log = SqliteLog(self.path, timeout_s)
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
@@ -282,6 +286,26 @@ class SqliteStore:
     def pending_count(self) -> int:
         return int(self._read("SELECT count(*) FROM items WHERE pending = 1")[0][0])
 
+    # feedback log: its own connection, so a batch written in the background never holds
+    # the lock the request path's reads wait on
+    def add_impressions(self, impressions: Sequence[Impression], keep: Retention) -> None:
+        self._log.add_impressions(impressions, keep)
+
+    def impression(self, request_id: str) -> Impression | None:
+        return self._log.impression(request_id)
+
+    def recent_impressions(self, user_id: str, since_ts: float, limit: int) -> list[Impression]:
+        return self._log.recent_impressions(user_id, since_ts, limit)
+
+    def impressions_since(self, since_ts: float) -> Iterator[Impression]:
+        return self._log.impressions_since(since_ts)
+
+    def add_feedback(self, records: Sequence[Feedback], keep: Retention) -> list[Feedback]:
+        return self._log.add_feedback(records, keep)
+
+    def feedback_since(self, since_ts: float) -> Iterator[Feedback]:
+        return self._log.feedback_since(since_ts)
+
     def put_meta(self, key: str, value: str) -> None:
         with self._write() as db:
             db.execute(
@@ -295,5 +319,6 @@ class SqliteStore:
         return rows[0][0] if rows else None
 
     def close(self) -> None:
+        self._log.close()
         with self._lock:
             self._db.close()

@@ -51,7 +51,12 @@ async def test_events_for_unknown_items_are_stored_named_and_counted(client):
     ]
     r = await client.post("/v1/users/events_user_1/events", json={"events": events})
     assert r.status_code == 200, r.text
-    assert r.json() == {"user_id": "events_user_1", "accepted": 3, "unknown_item_ids": ["ghost_1"]}
+    assert r.json() == {
+        "user_id": "events_user_1",
+        "accepted": 3,
+        "attributed": 0,  # nothing was recommended to this user yet
+        "unknown_item_ids": ["ghost_1"],
+    }
     after = unknown_events_total((await client.get("/metrics")).text)
     assert after - before == 2
     body = {"user_id": "events_user_1", "k": 10}

@@ -238,3 +238,76 @@ def test_a_store_written_before_failures_were_tracked_opens_and_works(tmp_path: 
     assert store.fail(claimed, "refused", max_attempts=1, retry_in_s=0)
     assert store.item_status("a").state == "failed"
     store.close()
+
+
+def _impression(request_id: str, user_id: str, ts: float, items=("a", "b")):
+    from service.feedback.records import Impression, ShownItem
+
+    shown = tuple(ShownItem(i, n, 0.5, "retrieval") for n, i in enumerate(items, start=1))
+    return Impression(
+        request_id, ts, user_id, "v1", "default", shown, {"client_type": "ios"}, {"f": [1]}
+    )
+
+
+def test_impressions_are_found_by_request_and_by_user_newest_first(store):
+    from service.state import Retention
+
+    keep = Retention(max_rows=100, max_age_s=3600)
+    now = time.time()
+    store.add_impressions(
+        [_impression("r1", "u1", now - 30), _impression("r2", "u2", now - 20)], keep
+    )
+    store.add_impressions([_impression("r3", "u1", now - 10, items=("c",))], keep)
+    found = store.impression("r1")
+    assert found == _impression("r1", "u1", now - 30)  # every field round-trips
+    assert found.position_of("b") == 2 and found.position_of("z") is None
+    assert store.impression("missing") is None
+    assert [i.request_id for i in store.recent_impressions("u1", now - 3600, 10)] == ["r3", "r1"]
+    assert [i.request_id for i in store.recent_impressions("u1", now - 15, 10)] == ["r3"]
+    assert [i.request_id for i in store.recent_impressions("u1", now - 3600, 1)] == ["r3"]
+    assert [i.request_id for i in store.impressions_since(0)] == ["r1", "r2", "r3"]
+    assert [i.request_id for i in store.impressions_since(now - 25)] == ["r2", "r3"]
+
+
+def test_the_impression_log_keeps_at_most_its_row_count(store):
+    from service.state import Retention
+
+    now = time.time()
+    for n in range(5):
+        store.add_impressions([_impression(f"r{n}", "u1", now)], Retention(3, 3600))
+    assert [i.request_id for i in store.impressions_since(0)] == ["r2", "r3", "r4"]
+    assert store.impression("r0") is None
+
+
+def test_the_impression_log_drops_rows_older_than_its_age(store):
+    from service.state import Retention
+
+    store.add_impressions([_impression("old", "u1", time.time())], Retention(100, 3600))
+    time.sleep(1.1)
+    store.add_impressions([_impression("new", "u1", time.time())], Retention(100, 1))
+    assert [i.request_id for i in store.impressions_since(0)] == ["new"]
+
+
+def test_feedback_marks_the_first_positive_of_each_request_and_item(store):
+    from service.feedback.records import Feedback
+    from service.state import Retention
+
+    keep = Retention(100, 3600)
+
+    def fb(item_id: str, kind: str, positive: bool, request_id: str = "r1") -> Feedback:
+        return Feedback(request_id, "u1", item_id, kind, 1.0, 10.0, positive, 1, "v1", "default")
+
+    first = store.add_feedback([fb("a", "click", True), fb("a", "like", True)], keep)
+    assert [f.first for f in first] == [True, False]
+    later = store.add_feedback(
+        [fb("a", "click", True), fb("b", "hide", False), fb("a", "click", True, "r2")], keep
+    )
+    assert [f.first for f in later] == [False, False, True]
+    assert [(f.item_id, f.type, f.first) for f in store.feedback_since(0)] == [
+        ("a", "click", True),
+        ("a", "like", False),
+        ("a", "click", False),
+        ("b", "hide", False),
+        ("a", "click", True),
+    ]
+    assert list(store.feedback_since(time.time() + 60)) == []

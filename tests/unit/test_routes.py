@@ -201,7 +201,7 @@ async def test_profiles_and_events_round_trip(client):
     assert (await client.get("/v1/users/p1")).json() == {"user_id": "p1", "features": features}
     events = {"events": [{"item_id": "i1", "type": "click"}]}
     r = await client.post("/v1/users/p1/events", json=events)
-    assert r.json() == {"user_id": "p1", "accepted": 1, "unknown_item_ids": []}
+    assert r.json() == {"user_id": "p1", "accepted": 1, "attributed": 0, "unknown_item_ids": []}
     body = {"user_id": "p1", "k": 40, "candidates": 40}
     got = (await client.post("/v1/recommendations", json=body)).json()["items"]
     assert "i1" not in {i["item_id"] for i in got}

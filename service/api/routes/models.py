@@ -6,9 +6,18 @@ from typing import Annotated
 from fastapi import APIRouter, Depends
 
 from service.api.auth import require_admin_key, require_api_key
-from service.api.deps import current_model, error_responses, runtime
+from service.api.deps import current_model, error_responses, feedback, runtime
 from service.api.errors import ApiError
-from service.api.schemas import GateOut, ModelOut, ReloadOut, ReloadRequest
+from service.api.schemas import (
+    ExperimentsOut,
+    GateOut,
+    ModelOut,
+    ReloadOut,
+    ReloadRequest,
+    VariantOut,
+)
+from service.feedback.loop import FeedbackLoop
+from service.feedback.records import DEFAULT_VARIANT
 from service.online.gate import RolloutRefused
 from service.online.ports import ModelLoadError, ServableModel
 from service.online.runtime import Runtime
@@ -18,7 +27,7 @@ from service.validation import check_bundle_path
 router = APIRouter(tags=["models"])
 
 
-def _describe(rt: Runtime, model: ServableModel) -> ModelOut:
+def _describe(rt: Runtime, model: ServableModel, loop: FeedbackLoop) -> ModelOut:
     info = model.info
     return ModelOut(
         version=info.version,
@@ -31,6 +40,7 @@ def _describe(rt: Runtime, model: ServableModel) -> ModelOut:
         catalog_items=len(model.items),
         metrics=dict(info.metrics),
         last_reload_error=rt.last_reload_error,
+        online=loop.stats.summary(info.version),
     )
 
 
@@ -44,8 +54,27 @@ def _describe(rt: Runtime, model: ServableModel) -> ModelOut:
 def get_model(
     rt: Annotated[Runtime, Depends(runtime)],
     model: Annotated[ServableModel, Depends(current_model)],
+    loop: Annotated[FeedbackLoop, Depends(feedback)],
 ) -> ModelOut:
-    return _describe(rt, model)
+    return _describe(rt, model, loop)
+
+
+@router.get(
+    "/v1/experiments",
+    response_model=ExperimentsOut,
+    summary="The variants being served, with impressions, positives and CTR since start",
+    description="One variant (`default`, all traffic) until A/B experiments exist; its "
+    "`online` rows cover every model version it served since this process started.",
+    dependencies=[Depends(require_api_key)],
+    responses=error_responses(401, 503),
+)
+def get_experiments(
+    model: Annotated[ServableModel, Depends(current_model)],
+    loop: Annotated[FeedbackLoop, Depends(feedback)],
+) -> ExperimentsOut:
+    rows = [r for r in loop.stats.summary() if r["variant"] == DEFAULT_VARIANT]
+    variant = VariantOut(name=DEFAULT_VARIANT, weight=1.0, model_version=model.version, online=rows)
+    return ExperimentsOut(since=loop.stats.started_at, variants=[variant])
 
 
 @router.post(
@@ -59,7 +88,11 @@ def get_model(
     dependencies=[Depends(require_admin_key)],
     responses=error_responses(401, 403, 409, 422),
 )
-async def reload(body: ReloadRequest, rt: Annotated[Runtime, Depends(runtime)]) -> ReloadOut:
+async def reload(
+    body: ReloadRequest,
+    rt: Annotated[Runtime, Depends(runtime)],
+    loop: Annotated[FeedbackLoop, Depends(feedback)],
+) -> ReloadOut:
     """Only a folder inside the bundles root (`RECSYS_BUNDLES_ROOT`) is loaded: any other path,
     or one with control characters, is a 422."""
     path = check_bundle_path(body.bundle, reload_root(rt.settings))
@@ -76,4 +109,5 @@ async def reload(body: ReloadRequest, rt: Annotated[Runtime, Depends(runtime)]) 
         raise ApiError(
             409, f"{exc}; still serving the previous model", "bundle", code="rollout_refused"
         ) from None
-    return ReloadOut(**_describe(rt, model).model_dump(), gate=GateOut(**asdict(decision)))
+    described = _describe(rt, model, loop).model_dump()
+    return ReloadOut(**described, gate=GateOut(**asdict(decision)))

@@ -7,8 +7,9 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import Response
 
 from service.api.auth import require_api_key
-from service.api.deps import current_model, error_responses, recommender
+from service.api.deps import current_model, error_responses, feedback, recommender
 from service.api.schemas import RecommendationRequest, RecommendationResponse
+from service.feedback.loop import FeedbackLoop
 from service.logs import request_id_var
 from service.online.domain import RecommendationQuery
 from service.online.ports import ServableModel
@@ -27,13 +28,17 @@ async def recommend(
     body: RecommendationRequest,
     model: Annotated[ServableModel, Depends(current_model)],
     rec: Annotated[Recommender, Depends(recommender)],
+    loop: Annotated[FeedbackLoop, Depends(feedback)],
 ) -> Response:
     """The answer is serialized straight from the domain result with orjson: its shape is
     `RecommendationResponse` (the schema in /openapi.json; a test checks every answer against
     it), without validating every item again on the way out."""
-    result = await rec.recommend(model, RecommendationQuery(**body.model_dump()))
+    query = RecommendationQuery(**body.model_dump())
+    result = await rec.recommend(model, query)
+    request_id = request_id_var.get()
+    loop.record(request_id, query, result)
     answer = {
-        "request_id": request_id_var.get(),
+        "request_id": request_id,
         "user_id": result.user_id,
         "items": [vars(item) for item in result.items],
         "model_version": result.model_version,

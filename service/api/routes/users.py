@@ -6,10 +6,12 @@ from typing import Annotated
 from fastapi import APIRouter, Depends
 
 from service.api.auth import require_api_key
-from service.api.deps import current_model, error_responses, runtime
+from service.api.deps import current_model, error_responses, feedback, runtime
 from service.api.errors import ApiError
 from service.api.paths import user_id_in_path
 from service.api.schemas import EventsAccepted, EventsRequest, Profile, ProfileRequest
+from service.feedback.events import weight_of
+from service.feedback.loop import FeedbackLoop
 from service.online.ports import ServableModel
 from service.online.runtime import Runtime
 from service.state import Event
@@ -25,19 +27,27 @@ UserId = Annotated[str, Depends(user_id_in_path)]
     responses=error_responses(401, 413, 422, 503),
 )
 def add_events(
-    user_id: UserId, body: EventsRequest, rt: Annotated[Runtime, Depends(runtime)]
+    user_id: UserId,
+    body: EventsRequest,
+    rt: Annotated[Runtime, Depends(runtime)],
+    loop: Annotated[FeedbackLoop, Depends(feedback)],
 ) -> EventsAccepted:
     """Events for items the served catalog does not hold are stored too (the item may arrive
-    later) but named in the answer and counted in ``rec_events_unknown_items_total``."""
+    later) but named in the answer and counted in ``rec_events_unknown_items_total``. Each is
+    attributed to the answer that showed its item (`service.feedback.attribution`)."""
     now = time.time()
     events = [
-        Event(e.item_id, e.type, e.ts if e.ts is not None else now, e.weight) for e in body.events
+        Event(e.item_id, e.type, e.ts if e.ts is not None else now, weight_of(e.type, e.weight))
+        for e in body.events
     ]
     rt.store.add_events(user_id, events)
+    attributed = loop.attribute(user_id, events, [e.request_id for e in body.events])
     unknown = _unknown_items(rt, [e.item_id for e in events])
     if unknown:
         rt.metrics.unknown_item_events.inc(sum(e.item_id in unknown for e in events))
-    return EventsAccepted(user_id=user_id, accepted=len(events), unknown_item_ids=unknown)
+    return EventsAccepted(
+        user_id=user_id, accepted=len(events), attributed=attributed, unknown_item_ids=unknown
+    )
 
 
 def _unknown_items(rt: Runtime, item_ids: list[str]) -> list[str]:
