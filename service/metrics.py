@@ -76,5 +76,10 @@ class Metrics:
             registry=r,
         )
         self.items = Gauge("rec_item_table_items", "Items in the in-memory item table.", registry=r)
+        self.unencodable_items = Gauge(
+            "rec_item_table_unencodable",
+            "Catalog items left out of the item table: their row does not encode.",
+            registry=r,
+        )
         self.model = Info("rec_model", "The bundle being served.", registry=r)
         self.reloads = Counter("rec_model_reloads", "Model reloads.", ["result"], registry=r)

@@ -102,8 +102,8 @@ class RecommendationResponse(BaseModel):
     cold_start: bool = Field(description="Unknown user: context/profile-only user vector.")
     degraded: bool
     fallback_reason: str | None = Field(
-        description="store_unavailable | index_unavailable | index_timeout | ranker_failed | "
-        "ranker_timeout"
+        description="store_unavailable | profile_unencodable | index_unavailable | "
+        "index_timeout | ranker_failed | ranker_timeout"
     )
     empty_reason: str | None = Field(
         None,

@@ -58,6 +58,8 @@ class Ranker(Protocol):
 class Catalog(Protocol):
     """The items a model can rank, kept current from the store's change feed."""
 
+    unencodable: set[str]  # catalog ids left out: their latest row does not encode
+
     def __contains__(self, item_id: object) -> bool: ...
 
     def __len__(self) -> int: ...

@@ -144,6 +144,7 @@ class Runtime:
         if model is not None:
             await anyio.to_thread.run_sync(model.items.sync, self.store)
             self.metrics.items.set(len(model.items))
+            self.metrics.unencodable_items.set(len(model.items.unencodable))
         self.metrics.queue_depth.set(await anyio.to_thread.run_sync(self.store.pending_count))
         active = (await anyio.to_thread.run_sync(self._rollout)).get("active")
         if self._should_follow(active):

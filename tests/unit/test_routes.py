@@ -198,3 +198,21 @@ async def test_a_store_outage_degrades_recommendations_over_http(client, store):
     r = await client.post("/v1/recommendations", json={"user_id": "known", "k": 3})
     assert r.status_code == 200 and r.json()["fallback_reason"] == "store_unavailable"
     RecommendationResponse.model_validate_json(r.content)  # a degraded answer keeps the schema
+
+
+async def test_stored_rows_that_no_longer_encode_degrade_not_fail(client, store):
+    """A bad stored profile or catalog row: 200s (the profile named in `fallback_reason`), the
+    catalog sync goes on and counts the row it skipped."""
+    store.put_profile("known", {"favs": ["t1:1e39"]})
+    store.put_items([("i900", {"item_id": "i900", "topic": "t1", "quality": "high"})])
+    store.put_items([("i901", {"item_id": "i901", "topic": "t1", "quality": [1.0]})])
+    r = await client.post("/v1/recommendations", json={"user_id": "known", "k": 3})
+    assert r.status_code == 200, r.text
+    assert r.json()["fallback_reason"] == "profile_unencodable" and r.json()["degraded"]
+    for _ in range(100):
+        text = (await client.get("/metrics")).text
+        if "rec_item_table_unencodable 1.0" in text:
+            break
+        await anyio.sleep(0.02)
+    assert "rec_item_table_unencodable 1.0" in text
+    assert 'rec_fallbacks_total{reason="profile_unencodable"} 1.0' in text
