@@ -65,6 +65,16 @@ def error_response(
     return JSONResponse(body, status_code=status, headers=headers)
 
 
+def unexpected_error_response() -> JSONResponse:
+    """The 500 of an exception nothing handled (`service.api.middleware` sends it): the
+    request id, no detail, and the connection closed after it."""
+    return error_response(
+        500,
+        "internal error; see the service log for this request_id",
+        headers={"Connection": "close"},
+    )
+
+
 def _field(loc: tuple) -> str:
     """A pydantic location as the rules in service/validation.py name fields: ``items[0].x``."""
     field = ""
@@ -107,8 +117,3 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(HTTPException)
     async def _http(_request: Request, exc: HTTPException) -> JSONResponse:
         return error_response(exc.status_code, str(exc.detail))
-
-    @app.exception_handler(Exception)
-    async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
-        log.error("unhandled error", exc_info=exc)
-        return error_response(500, "internal error; see the service log for this request_id")

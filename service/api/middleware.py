@@ -1,6 +1,11 @@
 """One pure-ASGI middleware for every request: request id (accepted from or echoed in
-``X-Request-ID``), body size limit, Prometheus counts and latency by route template, and
-one JSON access-log line."""
+``X-Request-ID``), body size limit, Prometheus counts and latency by route template, one JSON
+access-log line, and the 500 for any unexpected exception.
+
+The 500 is sent here, inside the request's context (so it carries the request id), and not
+re-raised: the exception reaching uvicorn would make it drop the keep-alive connection
+(a client's pool then sees its next, unrelated request reset). The answer says
+``Connection: close`` instead, so the client opens a new connection cleanly."""
 
 from __future__ import annotations
 
@@ -13,11 +18,12 @@ import time
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.api.errors import error_response
+from service.api.errors import error_response, unexpected_error_response
 from service.logs import request_id_var
 from service.metrics import Metrics
 
 log = logging.getLogger("service.access")
+log_errors = logging.getLogger("service.api.errors")
 REQUEST_ID_HEADER = b"x-request-id"
 VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9_\-.:]{1,128}")
 _ID_PREFIX = os.urandom(4).hex()  # unique per process; a counter makes each id unique in it
@@ -49,12 +55,12 @@ class RequestMiddleware:
         request_id = given if VALID_REQUEST_ID.fullmatch(given) else new_request_id()
         token = request_id_var.set(request_id)
         started = time.perf_counter()
-        status = 500
+        status, status_sent = 500, False
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status
+            nonlocal status, status_sent
             if message["type"] == "http.response.start":
-                status = message["status"]
+                status, status_sent = message["status"], True
                 message.setdefault("headers", [])
                 message["headers"] = [
                     *message["headers"],
@@ -82,6 +88,11 @@ class RequestMiddleware:
                 await response(scope, receive, send_with_id)
             else:
                 await self.app(scope, limited_receive, send_with_id)
+        except Exception as exc:
+            if status_sent:
+                raise  # the answer is under way: nothing better than uvicorn ending it
+            log_errors.error("unhandled error", exc_info=exc)
+            await unexpected_error_response()(scope, receive, send_with_id)
         finally:
             seconds = time.perf_counter() - started
             route = getattr(scope.get("route"), "path", None) or "unmatched"

@@ -227,7 +227,10 @@ class ModelOut(BaseModel):
     collection: str
     ranker: str
     dataset: str
-    path: str
+    path: str = Field(
+        description="The bundle folder relative to the bundles root (what a reload takes), "
+        "never an absolute path."
+    )
     loaded_at: float
     indexed_items_at_load: int
     catalog_items: int
