@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Callable
 
 from fastapi import FastAPI
 
+from service.api.admission import Admission, in_flight_limit
 from service.api.errors import install_error_handlers
 from service.api.middleware import RequestMiddleware
 from service.api.routes import items, models, ops, recommendations, users
@@ -94,6 +95,7 @@ def create_app(
     app.state.settings = settings
     app.state.metrics = metrics
     app.state.runtime = None
+    app.state.admission = Admission(in_flight_limit(settings), metrics)
     install_error_handlers(app)
     for module in (recommendations, users, items, models, ops):
         app.include_router(module.router)

@@ -50,6 +50,11 @@ class Metrics:
         self.fallbacks = Counter(
             "rec_fallbacks", "Degraded answers by reason.", ["reason"], registry=r
         )
+        self.shed = Counter(
+            "rec_shed",
+            "Recommendation requests answered 503 at once: past RECSYS_MAX_IN_FLIGHT.",
+            registry=r,
+        )
         self.cold_starts = Counter("rec_cold_starts", "Requests for unknown users.", registry=r)
         self.unknown_item_events = Counter(
             "rec_events_unknown_items",

@@ -91,6 +91,12 @@ class Settings(BaseSettings):
         description="Longest a batched stage waits for more requests, only while under load "
         "(a lone request never waits).",
     )
+    max_in_flight: int = Field(
+        0,
+        ge=0,
+        description="Recommendation requests a process serves at once; past it 503 with "
+        "Retry-After at once (load shedding). 0: RECSYS_STAGE_THREADS x RECSYS_BATCH_MAX.",
+    )
     history_length: int = Field(
         50, ge=1, description="Recent events read per request (history features, seen items)."
     )

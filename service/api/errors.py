@@ -36,10 +36,15 @@ CODES = {
 
 class ApiError(Exception):
     def __init__(
-        self, status: int, message: str, field: str | None = None, code: str | None = None
+        self,
+        status: int,
+        message: str,
+        field: str | None = None,
+        code: str | None = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(message)
-        self.status, self.message, self.field = status, message, field
+        self.status, self.message, self.field, self.headers = status, message, field, headers
         self.code = code or CODES.get(status, "error")
 
 
@@ -88,7 +93,7 @@ def _field(loc: tuple) -> str:
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
-        return error_response(exc.status, exc.message, exc.field, exc.code)
+        return error_response(exc.status, exc.message, exc.field, exc.code, exc.headers)
 
     @app.exception_handler(InvalidInput)
     async def _invalid_input(_request: Request, exc: InvalidInput) -> JSONResponse:
