@@ -50,10 +50,11 @@ async def _open_loop(url: str, rate: float, seconds: float) -> list[tuple[int, f
 
 
 def test_past_the_in_flight_bound_requests_are_shed_at_once(make_app, model):
-    """Open loop at 4x the rate the ranker sustains (2 threads, 50 ms a request): accepted
-    answers stay fast and not degraded, the excess is a 503 with Retry-After."""
+    """Open loop at 4x the rate the ranker sustains (2 threads, 50 ms a request, so 40/s):
+    accepted answers stay under the deadline and not degraded, the excess is a 503 with
+    Retry-After. (Unshed, every answer waits in the ranker's queue until its deadline.)"""
     model.rank_delay_s = 0.05
-    settings = {"batch_max": 1, "stage_threads": 2, "rank_deadline_ms": 500}
+    settings = {"batch_max": 1, "stage_threads": 2, "rank_deadline_ms": 1000}
     with live(make_app(**settings)) as url:
         sustained = asyncio.run(_open_loop(url, 10, 1.0))  # warm-up, well under capacity
         assert {s for s, _, _ in sustained} == {200}
@@ -64,7 +65,7 @@ def test_past_the_in_flight_bound_requests_are_shed_at_once(make_app, model):
     assert {s for s, _, _ in results} <= {200, 503}
     assert len(shed) > len(results) / 2 and len(accepted) > 40
     p99 = statistics.quantiles([took for took, _ in accepted], n=100)[98]
-    assert p99 < 0.5, p99  # under the ranker's deadline
+    assert p99 < 1.0, p99  # under the ranker's deadline (unshed, answers wait past it)
     degraded = sum(body["degraded"] for _, body in accepted)
     assert degraded <= len(accepted) * 0.05, degraded
     assert f"rec_shed_total {float(len(shed))}" in metrics
