@@ -114,6 +114,24 @@ class Settings(BaseSettings):
         0.5, gt=0, description="How often a process reads catalog changes and the active bundle."
     )
     max_body_bytes: int = Field(4 << 20, ge=1024, description="Largest accepted request body.")
+    header_timeout_s: float = Field(
+        10,
+        gt=0,
+        description="Longest a connection may take to send a request's headers (after it opens "
+        "or after its last answer); past it the connection is closed.",
+    )
+    body_timeout_s: float = Field(
+        10, gt=0, description="Longest a request body may take to arrive; past it a 408."
+    )
+    keep_alive_s: int = Field(
+        5, ge=1, description="An idle keep-alive connection is closed after this long."
+    )
+    shutdown_timeout_s: int = Field(
+        15,
+        ge=1,
+        description="On SIGTERM, longest the requests in flight are waited for before they "
+        "are cancelled (the process then exits 0).",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", description="Log level of the JSON logs."
     )

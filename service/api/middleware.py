@@ -1,6 +1,6 @@
 """One pure-ASGI middleware for every request: request id (accepted from or echoed in
-``X-Request-ID``), body size limit, Prometheus counts and latency by route template, one JSON
-access-log line, and the 500 for any unexpected exception.
+``X-Request-ID``), body size limit and deadline, Prometheus counts and latency by route
+template, one JSON access-log line, and the 500 for any unexpected exception.
 
 The 500 is sent here, inside the request's context (so it carries the request id), and not
 re-raised: the exception reaching uvicorn would make it drop the keep-alive connection
@@ -9,6 +9,7 @@ re-raised: the exception reaching uvicorn would make it drop the keep-alive conn
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import logging
 import os
@@ -42,9 +43,22 @@ class BodyTooLarge(HTTPException):
         super().__init__(413, f"request body larger than {limit} bytes")
 
 
+class BodyTooSlow(HTTPException):
+    """Raised when a body is not complete in time (a stalled upload must not hold the
+    connection, or a shutdown, for as long as the client likes); our 408, connection closed."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(
+            408, f"request body not received within {seconds:g} s", {"Connection": "close"}
+        )
+
+
 class RequestMiddleware:
-    def __init__(self, app: ASGIApp, metrics: Metrics, max_body_bytes: int) -> None:
+    def __init__(
+        self, app: ASGIApp, metrics: Metrics, max_body_bytes: int, body_timeout_s: float
+    ) -> None:
         self.app, self.metrics, self.max_body_bytes = app, metrics, max_body_bytes
+        self.body_timeout_s = body_timeout_s
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -68,15 +82,23 @@ class RequestMiddleware:
                 ]
             await send(message)
 
-        received = 0
+        received, body_done = 0, False
+        body_deadline = asyncio.get_running_loop().time() + self.body_timeout_s
 
         async def limited_receive() -> Message:
-            nonlocal received
-            message = await receive()
+            nonlocal received, body_done
+            if body_done:
+                return await receive()
+            try:
+                async with asyncio.timeout_at(body_deadline):
+                    message = await receive()
+            except TimeoutError:
+                raise BodyTooSlow(self.body_timeout_s) from None
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_body_bytes:
                     raise BodyTooLarge(self.max_body_bytes)
+                body_done = not message.get("more_body", False)
             return message
 
         try:
