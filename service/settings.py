@@ -103,7 +103,12 @@ class Settings(BaseSettings):
     index_worker: bool = Field(True, description="Run the item-indexing worker in this process.")
     index_batch: int = Field(256, ge=1, description="Items per micro-batch of the worker.")
     index_poll_s: float = Field(0.1, gt=0, description="Worker poll interval when idle.")
-    index_lease_s: float = Field(30, gt=0, description="Lease of a claimed item change.")
+    index_lease_s: float = Field(
+        5,
+        gt=0,
+        description="Lease of a claimed item change, renewed every third of it while the "
+        "worker writes it: a dead process's claims are taken over this long after.",
+    )
     index_max_attempts: int = Field(
         3, ge=1, le=100, description="Refusals of an item change before it is marked failed."
     )
