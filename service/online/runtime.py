@@ -26,7 +26,7 @@ from pathlib import Path
 import anyio
 import orjson
 
-from service.index import VectorIndex
+from service.index import VectorIndex, VectorIndexError
 from service.metrics import Metrics
 from service.online.ports import ModelLoader, ModelLoadError, ServableModel
 from service.settings import Settings
@@ -141,6 +141,8 @@ class Runtime:
     async def sync_once(self) -> None:
         """Apply catalog changes, follow a reload made by another process, update gauges."""
         model = self.model
+        if model is not None and not model.collection_ready:
+            await self._open_collection(model)
         if model is not None:
             await anyio.to_thread.run_sync(model.items.sync, self.store)
             self.metrics.items.set(len(model.items))
@@ -158,6 +160,14 @@ class Runtime:
                 except ModelLoadError as exc:
                     self._follow_failed(active, exc)
                     log.error("cannot follow the rollout to %s: %s", active, exc)
+
+    async def _open_collection(self, model: ServableModel) -> None:
+        """The model was loaded while the index did not answer: try its collection again."""
+        try:
+            await anyio.to_thread.run_sync(model.ensure_collection)
+            log.info("vector index answers: %s open", model.collection)
+        except VectorIndexError as exc:
+            log.debug("vector index still unavailable: %s", exc)
 
     async def sync_forever(self) -> None:
         while True:

@@ -216,3 +216,24 @@ async def test_stored_rows_that_no_longer_encode_degrade_not_fail(client, store)
         await anyio.sleep(0.02)
     assert "rec_item_table_unencodable 1.0" in text
     assert 'rec_fallbacks_total{reason="profile_unencodable"} 1.0' in text
+
+
+async def test_a_model_loaded_while_the_index_was_away_serves_popular_until_it_answers(
+    serve, model, index
+):
+    """Started with Milvus down: not ready, popular items (degraded), ready once it answers."""
+    model.collection_ready, index.down = False, True
+    async with serve() as client:
+        ready = await client.get("/readyz")
+        assert ready.status_code == 503 and "not open yet" in ready.json()["checks"]["index"]
+        r = (await client.post("/v1/recommendations", json={"user_id": "known", "k": 5})).json()
+        assert r["fallback_reason"] == "index_unavailable"
+        assert {i["source"] for i in r["items"]} == {"popular"} and len(r["items"]) == 5
+        index.down = False
+        for _ in range(200):
+            if (await client.get("/readyz")).status_code == 200:
+                break
+            await anyio.sleep(0.02)
+        assert model.collection_ready and (await client.get("/readyz")).status_code == 200
+        r = (await client.post("/v1/recommendations", json={"user_id": "known", "k": 5})).json()
+        assert not r["degraded"]
