@@ -16,6 +16,8 @@ from collections.abc import AsyncIterator, Callable
 
 from fastapi import FastAPI
 
+from service.api import http_server
+from service.api.admission import Admission, in_flight_limit
 from service.api.errors import install_error_handlers
 from service.api.middleware import RequestMiddleware
 from service.api.paths import EncodedSlashes
@@ -100,9 +102,16 @@ def create_app(
     app.state.settings = settings
     app.state.metrics = metrics
     app.state.runtime = None
+    app.state.admission = Admission(in_flight_limit(settings), metrics)
     install_error_handlers(app)
     for module in (recommendations, users, items, models, ops):
         app.include_router(module.router)
-    app.add_middleware(RequestMiddleware, metrics=metrics, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        RequestMiddleware,
+        metrics=metrics,
+        max_body_bytes=settings.max_body_bytes,
+        body_timeout_s=settings.body_timeout_s,
+    )
+    http_server.configure(settings)  # the factory runs in every worker process
     app.add_middleware(EncodedSlashes)
     return app

@@ -51,6 +51,11 @@ class Metrics:
         self.fallbacks = Counter(
             "rec_fallbacks", "Degraded answers by reason.", ["reason"], registry=r
         )
+        self.shed = Counter(
+            "rec_shed",
+            "Recommendation requests answered 503 at once: past RECSYS_MAX_IN_FLIGHT.",
+            registry=r,
+        )
         self.cold_starts = Counter("rec_cold_starts", "Requests for unknown users.", registry=r)
         self.unknown_item_events = Counter(
             "rec_events_unknown_items",
@@ -77,6 +82,11 @@ class Metrics:
             registry=r,
         )
         self.items = Gauge("rec_item_table_items", "Items in the in-memory item table.", registry=r)
+        self.unencodable_items = Gauge(
+            "rec_item_table_unencodable",
+            "Catalog items left out of the item table: their row does not encode.",
+            registry=r,
+        )
         self.model = Info("rec_model", "The bundle being served.", registry=r)
         self.reloads = Counter("rec_model_reloads", "Model reloads.", ["result"], registry=r)
         self._feedback(r)

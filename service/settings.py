@@ -91,13 +91,24 @@ class Settings(BaseSettings):
         description="Longest a batched stage waits for more requests, only while under load "
         "(a lone request never waits).",
     )
+    max_in_flight: int = Field(
+        0,
+        ge=0,
+        description="Recommendation requests a process serves at once; past it 503 with "
+        "Retry-After at once (load shedding). 0: RECSYS_STAGE_THREADS x RECSYS_BATCH_MAX.",
+    )
     history_length: int = Field(
         50, ge=1, description="Recent events read per request (history features, seen items)."
     )
     index_worker: bool = Field(True, description="Run the item-indexing worker in this process.")
     index_batch: int = Field(256, ge=1, description="Items per micro-batch of the worker.")
     index_poll_s: float = Field(0.1, gt=0, description="Worker poll interval when idle.")
-    index_lease_s: float = Field(30, gt=0, description="Lease of a claimed item change.")
+    index_lease_s: float = Field(
+        5,
+        gt=0,
+        description="Lease of a claimed item change, renewed every third of it while the "
+        "worker writes it: a dead process's claims are taken over this long after.",
+    )
     index_max_attempts: int = Field(
         3, ge=1, le=100, description="Refusals of an item change before it is marked failed."
     )
@@ -143,6 +154,24 @@ class Settings(BaseSettings):
         3600,
         gt=0,
         description="An event is attributed to an impression shown at most this long before it.",
+    )
+    header_timeout_s: float = Field(
+        10,
+        gt=0,
+        description="Longest a connection may take to send a request's headers (after it opens "
+        "or after its last answer); past it the connection is closed.",
+    )
+    body_timeout_s: float = Field(
+        10, gt=0, description="Longest a request body may take to arrive; past it a 408."
+    )
+    keep_alive_s: int = Field(
+        5, ge=1, description="An idle keep-alive connection is closed after this long."
+    )
+    shutdown_timeout_s: int = Field(
+        15,
+        ge=1,
+        description="On SIGTERM, longest the requests in flight are waited for before they "
+        "are cancelled (the process then exits 0).",
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", description="Log level of the JSON logs."

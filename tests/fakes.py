@@ -94,10 +94,15 @@ class FakeModel:
         self.index = index
         self.rank_error: Exception | None = None
         self.rank_delay_s = 0.0
+        self.collection_ready = True
         index.ensure_collection(version, DIM, self.rules.attributes)
 
     def knows_user(self, user_id: str) -> bool:
         return user_id in self.encoder.vocabs["user_id"]
+
+    def ensure_collection(self) -> None:
+        self.index.ensure_collection(self.version, DIM, self.rules.attributes)
+        self.collection_ready = True
 
     def encode_users(self, rows: Sequence[Mapping[str, Any]]) -> EncodedUser:
         return self.encoder.encode_rows(rows, SCHEMA.on("user", "context"))

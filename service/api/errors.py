@@ -24,6 +24,7 @@ CODES = {
     403: "forbidden",
     404: "not_found",
     405: "method_not_allowed",
+    408: "request_timeout",
     409: "conflict",
     413: "body_too_large",
     415: "unsupported_media_type",
@@ -36,10 +37,15 @@ CODES = {
 
 class ApiError(Exception):
     def __init__(
-        self, status: int, message: str, field: str | None = None, code: str | None = None
+        self,
+        status: int,
+        message: str,
+        field: str | None = None,
+        code: str | None = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(message)
-        self.status, self.message, self.field = status, message, field
+        self.status, self.message, self.field, self.headers = status, message, field, headers
         self.code = code or CODES.get(status, "error")
 
 
@@ -65,6 +71,16 @@ def error_response(
     return JSONResponse(body, status_code=status, headers=headers)
 
 
+def unexpected_error_response() -> JSONResponse:
+    """The 500 of an exception nothing handled (`service.api.middleware` sends it): the
+    request id, no detail, and the connection closed after it."""
+    return error_response(
+        500,
+        "internal error; see the service log for this request_id",
+        headers={"Connection": "close"},
+    )
+
+
 def _field(loc: tuple) -> str:
     """A pydantic location as the rules in service/validation.py name fields: ``items[0].x``."""
     field = ""
@@ -78,7 +94,7 @@ def _field(loc: tuple) -> str:
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
-        return error_response(exc.status, exc.message, exc.field, exc.code)
+        return error_response(exc.status, exc.message, exc.field, exc.code, exc.headers)
 
     @app.exception_handler(InvalidInput)
     async def _invalid_input(_request: Request, exc: InvalidInput) -> JSONResponse:
@@ -106,9 +122,4 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(HTTPException)
     async def _http(_request: Request, exc: HTTPException) -> JSONResponse:
-        return error_response(exc.status_code, str(exc.detail))
-
-    @app.exception_handler(Exception)
-    async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
-        log.error("unhandled error", exc_info=exc)
-        return error_response(500, "internal error; see the service log for this request_id")
+        return error_response(exc.status_code, str(exc.detail), headers=exc.headers)

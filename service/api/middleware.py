@@ -1,9 +1,15 @@
 """One pure-ASGI middleware for every request: request id (accepted from or echoed in
-``X-Request-ID``), body size limit, Prometheus counts and latency by route template, and
-one JSON access-log line."""
+``X-Request-ID``), body size limit and deadline, Prometheus counts and latency by route
+template, one JSON access-log line, and the 500 for any unexpected exception.
+
+The 500 is sent here, inside the request's context (so it carries the request id), and not
+re-raised: the exception reaching uvicorn would make it drop the keep-alive connection
+(a client's pool then sees its next, unrelated request reset). The answer says
+``Connection: close`` instead, so the client opens a new connection cleanly."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import logging
 import os
@@ -13,11 +19,12 @@ import time
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.api.errors import error_response
+from service.api.errors import error_response, unexpected_error_response
 from service.logs import request_id_var
 from service.metrics import Metrics
 
 log = logging.getLogger("service.access")
+log_errors = logging.getLogger("service.api.errors")
 REQUEST_ID_HEADER = b"x-request-id"
 VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9_\-.:]{1,128}")
 _ID_PREFIX = os.urandom(4).hex()  # unique per process; a counter makes each id unique in it
@@ -36,9 +43,22 @@ class BodyTooLarge(HTTPException):
         super().__init__(413, f"request body larger than {limit} bytes")
 
 
+class BodyTooSlow(HTTPException):
+    """Raised when a body is not complete in time (a stalled upload must not hold the
+    connection, or a shutdown, for as long as the client likes); our 408, connection closed."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(
+            408, f"request body not received within {seconds:g} s", {"Connection": "close"}
+        )
+
+
 class RequestMiddleware:
-    def __init__(self, app: ASGIApp, metrics: Metrics, max_body_bytes: int) -> None:
+    def __init__(
+        self, app: ASGIApp, metrics: Metrics, max_body_bytes: int, body_timeout_s: float
+    ) -> None:
         self.app, self.metrics, self.max_body_bytes = app, metrics, max_body_bytes
+        self.body_timeout_s = body_timeout_s
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -49,12 +69,12 @@ class RequestMiddleware:
         request_id = given if VALID_REQUEST_ID.fullmatch(given) else new_request_id()
         token = request_id_var.set(request_id)
         started = time.perf_counter()
-        status = 500
+        status, status_sent = 500, False
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status
+            nonlocal status, status_sent
             if message["type"] == "http.response.start":
-                status = message["status"]
+                status, status_sent = message["status"], True
                 message.setdefault("headers", [])
                 message["headers"] = [
                     *message["headers"],
@@ -62,15 +82,23 @@ class RequestMiddleware:
                 ]
             await send(message)
 
-        received = 0
+        received, body_done = 0, False
+        body_deadline = asyncio.get_running_loop().time() + self.body_timeout_s
 
         async def limited_receive() -> Message:
-            nonlocal received
-            message = await receive()
+            nonlocal received, body_done
+            if body_done:
+                return await receive()
+            try:
+                async with asyncio.timeout_at(body_deadline):
+                    message = await receive()
+            except TimeoutError:
+                raise BodyTooSlow(self.body_timeout_s) from None
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_body_bytes:
                     raise BodyTooLarge(self.max_body_bytes)
+                body_done = not message.get("more_body", False)
             return message
 
         try:
@@ -82,6 +110,11 @@ class RequestMiddleware:
                 await response(scope, receive, send_with_id)
             else:
                 await self.app(scope, limited_receive, send_with_id)
+        except Exception as exc:
+            if status_sent:
+                raise  # the answer is under way: nothing better than uvicorn ending it
+            log_errors.error("unhandled error", exc_info=exc)
+            await unexpected_error_response()(scope, receive, send_with_id)
         finally:
             seconds = time.perf_counter() - started
             route = getattr(scope.get("route"), "path", None) or "unmatched"

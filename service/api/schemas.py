@@ -102,8 +102,8 @@ class RecommendationResponse(BaseModel):
     cold_start: bool = Field(description="Unknown user: context/profile-only user vector.")
     degraded: bool
     fallback_reason: str | None = Field(
-        description="store_unavailable | index_unavailable | index_timeout | ranker_failed | "
-        "ranker_timeout"
+        description="store_unavailable | profile_unencodable | index_unavailable | "
+        "index_timeout | ranker_failed | ranker_timeout"
     )
     empty_reason: str | None = Field(
         None,
@@ -248,7 +248,10 @@ class ModelOut(BaseModel):
     collection: str
     ranker: str
     dataset: str
-    path: str
+    path: str = Field(
+        description="The bundle folder relative to the bundles root (what a reload takes), "
+        "never an absolute path."
+    )
     loaded_at: float
     indexed_items_at_load: int
     catalog_items: int

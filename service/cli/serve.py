@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 from typing import Annotated
 
@@ -10,6 +11,7 @@ import typer
 import uvicorn
 from pydantic import ValidationError
 
+from service.api.http_server import uvicorn_options
 from service.cli.common import fail, port_problem
 from service.settings import Settings
 from service.wiring import is_lite_file
@@ -59,6 +61,7 @@ def serve(
     busy = port_problem(settings.host, settings.port)
     if busy:
         fail(f"{busy}: is another `recsys serve` or `recsys demo` running? Pick another --port.", 2)
+    signal.signal(signal.SIGTERM, _exit_cleanly)
     uvicorn.run(
         "service.app:create_app",
         factory=True,
@@ -67,7 +70,15 @@ def serve(
         workers=settings.workers,
         log_config=None,
         access_log=False,  # the middleware logs each request, with its id
+        **uvicorn_options(settings),
     )
+
+
+def _exit_cleanly(_signum: int, _frame: object) -> None:
+    """After its graceful shutdown a single uvicorn server raises the signal it caught again,
+    with the handler it found: the default one would end the process by SIGTERM (exit 143)
+    after a clean drain. This one makes it exit 0, as the multi-worker supervisor does."""
+    raise SystemExit(0)
 
 
 def register(app: typer.Typer) -> None:

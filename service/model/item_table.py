@@ -8,6 +8,7 @@ Row 0 is the unknown item (every feature OOV), used for ids not (yet) in the cat
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from itertools import repeat
@@ -15,11 +16,12 @@ from typing import Any
 
 import numpy as np
 
-from service.features import Feature, FeatureEncoder
+from service.features import EncodingError, Feature, FeatureEncoder
 from service.features.encoder import Arrays
 from service.features.vocab import token
 from service.state import ItemChange, StateStore
 
+log = logging.getLogger(__name__)
 UNKNOWN_ROW = 0
 CHANGES_PAGE = 10_000
 
@@ -40,6 +42,7 @@ class ItemTable:
         self._arrays = encoder.encode({}, self.features, 1)  # row 0: unknown item
         self._size = 1
         self._lock = threading.Lock()
+        self.unencodable: set[str] = set()  # catalog ids whose latest row does not encode
 
     def __len__(self) -> int:
         return len(self._row_of)
@@ -64,11 +67,12 @@ class ItemTable:
         if not changes:
             return 0
         latest = {c.item_id: c for c in changes}
-        live = [c for c in latest.values() if c.row is not None]
-        encoded = self.encoder.encode_rows([c.row for c in live], self.features) if live else None
+        live, encoded = self._encode([c for c in latest.values() if c.row is not None])
         with self._lock:
             for c in latest.values():
                 if c.row is None:
+                    self.unencodable.discard(c.item_id)
+                if c.row is None or c.item_id in self.unencodable:
                     self._row_of.pop(c.item_id, None)
                     self._attributes.pop(c.item_id, None)
             if live:
@@ -82,6 +86,34 @@ class ItemTable:
                     }
             self.seq = max(self.seq, changes[-1].seq)
         return len(changes)
+
+    def _encode(self, live: list[ItemChange]) -> tuple[list[ItemChange], Arrays | None]:
+        """The changes that encode and their arrays. A row that does not (written before a
+        schema change, or a value the encoder now refuses) is skipped, so one row cannot stop
+        every later sync: the item leaves the table (ranked as unknown, its id logged once)."""
+        if not live:
+            return [], None
+        try:
+            encoded = self.encoder.encode_rows([c.row for c in live], self.features)
+        except EncodingError:
+            live = [c for c in live if self._encodes(c)]
+            encoded = (
+                self.encoder.encode_rows([c.row for c in live], self.features) if live else None
+            )
+        self.unencodable.difference_update(c.item_id for c in live)
+        return live, encoded
+
+    def _encodes(self, change: ItemChange) -> bool:
+        try:
+            self.encoder.encode_rows([change.row], self.features)
+            return True
+        except EncodingError as exc:
+            if change.item_id not in self.unencodable:
+                log.warning(
+                    "catalog item %s does not encode (%s); skipped", change.item_id, exc.feature
+                )
+            self.unencodable.add(change.item_id)
+            return False
 
     def sync(self, store: StateStore, page: int = CHANGES_PAGE) -> int:
         """Apply every catalog change after the table's sequence number; returns how many."""

@@ -10,7 +10,7 @@ import numpy as np
 
 from service.bundle import BundleError, load_bundle
 from service.bundle.manifest import RANKER
-from service.index import VectorIndex, VectorIndexError
+from service.index import IndexUnavailable, VectorIndex, VectorIndexError, collection_name
 from service.indexing.writer import ItemWriter
 from service.model.item_table import ItemTable
 from service.model.serving import ServingModel
@@ -36,8 +36,7 @@ def load_serving_model(
     try:
         bundle = load_bundle(path, onnx_threads)
         writer = ItemWriter(bundle, index)
-        collection = writer.ensure_collection()
-        indexed = index.count(bundle.version)
+        collection, indexed, ready = _open_collection(writer, require_items)
         items = ItemTable(
             bundle.encoder,
             [f for f in bundle.features(RANKER) if f.side == "item"],
@@ -51,13 +50,30 @@ def load_serving_model(
             f"{collection} is empty while the catalog holds {len(items)} items: index it "
             f"first (recsys index --bundle {path} --items ...)"
         )
-    model = ServingModel(bundle, collection, writer, items, indexed)
+    model = ServingModel(bundle, collection, writer, items, indexed, collection_ready=ready)
     warm(model)
     log.info(
         "model loaded",
         extra={"version": model.version, "collection": collection, "indexed": indexed},
     )
     return model
+
+
+def _open_collection(writer: ItemWriter, require_items: bool) -> tuple[str, int, bool]:
+    """(name, items indexed, ready). At start, an index that does not answer is no reason to
+    stay down: the model serves popular items (not ready) and the runtime opens the collection
+    once the index answers. A reload (``require_items``) needs a collection it can check."""
+    version = writer.bundle.version
+    try:
+        collection = writer.ensure_collection()
+        return collection, writer.index.count(version), True
+    except IndexUnavailable as exc:
+        if require_items:
+            raise
+        log.warning(
+            "vector index unavailable at load, serving popular items until it answers: %s", exc
+        )
+        return collection_name(version), 0, False
 
 
 def warm(model: ServingModel) -> None:

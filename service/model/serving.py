@@ -33,8 +33,10 @@ class ServingModel:
         writer: ItemWriter,
         items: ItemTable,
         indexed_items: int,
+        collection_ready: bool = True,
     ) -> None:
         encoder, schema = bundle.encoder, bundle.encoder.schema
+        self.collection_ready = collection_ready
         self.bundle, self.items, self._writer, self._encoder = bundle, items, writer, encoder
         self.version = bundle.version
         self.collection = collection
@@ -63,6 +65,10 @@ class ServingModel:
 
     def knows_user(self, user_id: str) -> bool:
         return user_id in self._user_ids
+
+    def ensure_collection(self) -> None:
+        self._writer.ensure_collection()
+        self.collection_ready = True
 
     def encode_users(self, rows: Sequence[Mapping[str, Any]]) -> EncodedUser:
         return self._encoder.encode_rows(rows, self._request_features)

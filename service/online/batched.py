@@ -88,6 +88,8 @@ class UserStage:
             tower_s = time.perf_counter() - started
             for n, i in enumerate(positions):
                 state, problem = states[i]
+                if isinstance(encoded[n], EncodingError):
+                    encoded[n], problem = _without_profile(model, state, jobs[i][1], encoded[n])
                 if isinstance(encoded[n], Exception):
                     out[i] = encoded[n]
                     continue
@@ -115,6 +117,22 @@ def _encode(model: ServableModel, rows: list[dict[str, Any]]) -> list[Any]:
         return [_encode(model, [row])[0] for row in rows]
     vectors = model.embed_users(users)
     return [({k: v[n : n + 1] for k, v in users.items()}, vectors[n]) for n in range(len(rows))]
+
+
+def _without_profile(
+    model: ServableModel, state: UserState, query: RecommendationQuery, exc: EncodingError
+) -> tuple[Any, FallbackReason | None]:
+    """A stored profile that no longer encodes (written before a schema change, or a value the
+    encoder now refuses) is not the request's fault and must not fail every request of that
+    user: serve the user without it (``profile_unencodable``). A value the request itself sent
+    stays the request's error."""
+    sent = exc.feature in query.context or exc.feature in query.user_features
+    if sent or not state.profile or exc.feature not in state.profile:
+        return exc, None
+    log.warning("stored profile does not encode (%s); serving without it", exc.feature)
+    bare = UserState(state.user_id, None, state.events)
+    row = user_row(model.rules, bare, query.context, query.user_features)
+    return _encode(model, [row])[0], "profile_unencodable"
 
 
 class SearchStage:

@@ -12,7 +12,12 @@ from service.index.port import MAX_EXCLUSIONS
 from service.state import Event
 
 FallbackReason = Literal[
-    "store_unavailable", "index_unavailable", "index_timeout", "ranker_failed", "ranker_timeout"
+    "store_unavailable",
+    "profile_unencodable",
+    "index_unavailable",
+    "index_timeout",
+    "ranker_failed",
+    "ranker_timeout",
 ]
 Source = Literal["retrieval", "popular"]
 # why an answer has no items: no item passes the filter (and the exclusions); every item the

@@ -8,13 +8,19 @@ its reason (`StateStore.fail`), retried after ``RECSYS_INDEX_RETRY_S`` and moved
 after ``RECSYS_INDEX_MAX_ATTEMPTS`` refusals. Any other failure acknowledges nothing: the lease
 expires and the batch is retried (by this or any other process), so a queued change is never
 lost.
+
+The lease is short (``RECSYS_INDEX_LEASE_S``) and renewed by a heartbeat while the batch is
+written, so a slow write keeps its claim and the changes a dead process held are taken by
+another (or the restarted one) a few seconds later.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
 
 import anyio
 
@@ -22,7 +28,7 @@ from service.index import VectorIndexError
 from service.indexing.isolate import write_isolating
 from service.online.ports import ServableModel
 from service.online.runtime import Runtime
-from service.state import ClaimedItem, StoreError
+from service.state import ClaimedItem, StateStore, StoreError
 
 log = logging.getLogger(__name__)
 MAX_BACKOFF_S = 5.0
@@ -42,7 +48,8 @@ class IndexWorker:
         claimed = store.claim_pending(self.settings.index_batch, self.settings.index_lease_s)
         if not claimed:
             return 0
-        refused = write_isolating(lambda batch: _write(model, batch), claimed)
+        with _heartbeat(store, claimed, self.settings.index_lease_s):
+            refused = write_isolating(lambda batch: _write(model, batch), claimed)
         bad = {c.item_id for c, _ in refused}
         done = [c for c in claimed if c.item_id not in bad]
         store.ack(done, model.version)
@@ -77,6 +84,28 @@ class IndexWorker:
                 done, backoff = 0, min(backoff * 2, MAX_BACKOFF_S)
             if not done:
                 await asyncio.sleep(backoff)
+
+
+@contextlib.contextmanager
+def _heartbeat(store: StateStore, claimed: Sequence[ClaimedItem], lease_s: float) -> Iterator[None]:
+    """Renew the claim every third of its lease until the block ends (a thread: the write
+    it guards blocks this one)."""
+    done = threading.Event()
+
+    def beat() -> None:
+        while not done.wait(lease_s / 3):
+            try:
+                store.renew(claimed, lease_s)
+            except StoreError as exc:
+                log.warning("lease renewal failed: %s", exc)
+
+    thread = threading.Thread(target=beat, name="index-lease", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()
 
 
 def _write(model: ServableModel, batch: Sequence[ClaimedItem]) -> None:

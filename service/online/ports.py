@@ -58,6 +58,8 @@ class Ranker(Protocol):
 class Catalog(Protocol):
     """The items a model can rank, kept current from the store's change feed."""
 
+    unencodable: set[str]  # catalog ids left out: their latest row does not encode
+
     def __contains__(self, item_id: object) -> bool: ...
 
     def __len__(self) -> int: ...
@@ -98,6 +100,11 @@ class ServableModel(UserEncoder, Ranker, Protocol):
     rules: RequestRules
     items: Catalog
     popular_items: Sequence[str]
+    collection_ready: bool  # False: loaded while the index did not answer (popular items only)
+
+    def ensure_collection(self) -> None:
+        """Create or verify and load the model's collection; raises `VectorIndexError`."""
+        ...
 
     def knows_user(self, user_id: str) -> bool:
         """Whether the user tower was trained on this id (else, and with no profile and no

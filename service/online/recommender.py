@@ -3,6 +3,7 @@ concurrent requests, times each one, applies deadlines (from the moment a reques
 stage's queue) and falls back with a named reason instead of failing.
 
 - store unavailable -> context-only user (``store_unavailable``);
+- stored profile no longer encodes -> the user without it (``profile_unencodable``);
 - vector search unavailable or past its deadline -> popular items (``index_unavailable`` /
   ``index_timeout``);
 - ranker fails or is past its deadline -> retrieval order (``ranker_failed`` /

@@ -26,7 +26,7 @@ from pathlib import Path
 import anyio
 import orjson
 
-from service.index import VectorIndex
+from service.index import VectorIndex, VectorIndexError
 from service.metrics import Metrics
 from service.online import gate
 from service.online.gate import GATE_METRICS, GateDecision, RolloutRefused
@@ -175,9 +175,12 @@ class Runtime:
     async def sync_once(self) -> None:
         """Apply catalog changes, follow a reload made by another process, update gauges."""
         model = self.model
+        if model is not None and not model.collection_ready:
+            await self._open_collection(model)
         if model is not None:
             await anyio.to_thread.run_sync(model.items.sync, self.store)
             self.metrics.items.set(len(model.items))
+            self.metrics.unencodable_items.set(len(model.items.unencodable))
         self.metrics.queue_depth.set(await anyio.to_thread.run_sync(self.store.pending_count))
         active = (await anyio.to_thread.run_sync(self._rollout)).get("active")
         if self._should_follow(active):
@@ -193,6 +196,14 @@ class Runtime:
                 except ModelLoadError as exc:
                     self._follow_failed(active, exc)
                     log.error("cannot follow the rollout to %s: %s", active, exc)
+
+    async def _open_collection(self, model: ServableModel) -> None:
+        """The model was loaded while the index did not answer: try its collection again."""
+        try:
+            await anyio.to_thread.run_sync(model.ensure_collection)
+            log.info("vector index answers: %s open", model.collection)
+        except VectorIndexError as exc:
+            log.debug("vector index still unavailable: %s", exc)
 
     async def sync_forever(self) -> None:
         while True:

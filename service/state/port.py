@@ -130,6 +130,13 @@ class StateStore(Protocol):
         """Lease up to ``limit`` pending items nobody holds (or whose lease expired)."""
         ...
 
+    def renew(self, claimed: Sequence[ClaimedItem], lease_s: float) -> None:
+        """Extend the lease of the claimed changes still held (not expired, not changed since)
+        to ``lease_s`` from now: a worker's heartbeat while it writes them. Leases name no
+        owner: a late heartbeat may extend another worker's lease on the same change, which
+        only delays it (indexing the latest row twice is harmless)."""
+        ...
+
     def ack(self, claimed: Sequence[ClaimedItem], version: str) -> None:
         """Record that ``claimed`` are indexed in ``version``; items changed since stay pending."""
         ...

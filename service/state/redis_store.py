@@ -70,6 +70,18 @@ end
 return out
 """
 
+RENEW = """
+local p, now, until_ = ARGV[1], tonumber(ARGV[2]), ARGV[3]
+for i = 4, #ARGV, 2 do
+  local id, seq = ARGV[i], ARGV[i + 1]
+  local lease = tonumber(redis.call('ZSCORE', p .. 'pending', id) or '0')
+  if lease >= now and redis.call('HGET', p .. 'item:' .. id, 'seq') == seq then
+    redis.call('ZADD', p .. 'pending', until_, id)
+  end
+end
+return 1
+"""
+
 ACK = """
 local p, version = ARGV[1], ARGV[2]
 for i = 3, #ARGV, 2 do
@@ -171,6 +183,7 @@ class RedisStore:
         )
         self._change_script = self._r.register_script(CHANGE)
         self._claim_script = self._r.register_script(CLAIM)
+        self._renew_script = self._r.register_script(RENEW)
         self._ack_script = self._r.register_script(ACK)
         self._fail_script = self._r.register_script(FAIL)
         self._retry_script = self._r.register_script(RETRY)
@@ -272,6 +285,12 @@ class RedisStore:
             for i in range(0, len(flat), 3)
         ]
         return sorted(claimed, key=lambda c: c.seq)
+
+    def renew(self, claimed: Sequence[ClaimedItem], lease_s: float) -> None:
+        if claimed:
+            now = time.time()
+            ids = [v for c in claimed for v in (c.item_id, str(c.seq))]
+            self._call(self._renew_script, args=[self.p, now, now + lease_s, *ids])
 
     def ack(self, claimed: Sequence[ClaimedItem], version: str) -> None:
         if claimed:

@@ -238,6 +238,15 @@ class SqliteStore:
             ).fetchall()
         return [ClaimedItem(s, item_id, _row(row)) for s, item_id, row in sorted(rows)]
 
+    def renew(self, claimed: Sequence[ClaimedItem], lease_s: float) -> None:
+        now = time.time()
+        with self._write() as db:
+            db.executemany(
+                "UPDATE items SET lease_until = ?1 WHERE item_id = ?2 AND seq = ?3 "
+                "AND pending = 1 AND lease_until >= ?4",
+                [(now + lease_s, c.item_id, c.seq, now) for c in claimed],
+            )
+
     def ack(self, claimed: Sequence[ClaimedItem], version: str) -> None:
         with self._write() as db:
             db.executemany(

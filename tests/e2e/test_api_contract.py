@@ -153,3 +153,10 @@ async def test_openapi_documents_every_route_with_examples(client):
     assert schemas["RecommendationRequest"]["examples"]
     assert "ErrorResponse" in schemas
     assert "422" in paths["/v1/recommendations"]["post"]["responses"]
+
+
+async def test_the_served_model_is_named_without_a_host_path(client, deployment):
+    model = (await client.get("/v1/models")).json()
+    root = deployment.settings().bundles_root
+    assert model["path"] == deployment.bundle.relative_to(root).as_posix()  # what a reload takes
+    assert str(deployment.bundle.parent) not in str(model)

@@ -147,6 +147,34 @@ async def test_milvus_down_falls_back_within_the_deadline_and_recovers(
         server.stop()
 
 
+async def test_the_service_starts_while_milvus_is_down_and_gets_ready_when_it_answers(
+    posts_bundle: Path, posts_dir: Path, tmp_path: Path
+):
+    server = LiteServer(tmp_path / "served.db", port=free_port())
+    server.start()
+    try:
+        dep = deploy(posts_bundle, posts_dir, tmp_path, server.uri, f"sqlite:///{tmp_path}/s.db")
+        server.stop()
+        settings = dep.settings(search_deadline_ms=300, milvus_timeout_s=1.0)
+        async with serving(settings) as c:
+            ready = await c.get("/readyz")
+            assert ready.status_code == 503 and "unavailable" in ready.json()["checks"]["index"]
+            body = {"user_id": "u9", "k": 10}
+            down = (await c.post("/v1/recommendations", json=body)).json()
+            assert down["degraded"] and len(down["items"]) == 10
+            assert {i["source"] for i in down["items"]} == {"popular"}
+
+            server.start()
+            deadline = time.monotonic() + 30
+            while (await c.get("/readyz")).status_code != 200:
+                assert time.monotonic() < deadline, "not ready within 30 s of Milvus answering"
+                await anyio.sleep(0.2)
+            again = (await c.post("/v1/recommendations", json=body)).json()
+            assert not again["degraded"] and {i["source"] for i in again["items"]} == {"retrieval"}
+    finally:
+        server.stop()
+
+
 async def test_two_processes_share_the_catalog_through_the_store(
     posts_bundle: Path, posts_dir: Path, tmp_path: Path
 ):

@@ -80,6 +80,15 @@ def test_expired_lease_is_taken_again(store):
     assert [c.item_id for c in store.claim_pending(10, lease_s=30)] == ["a"]
 
 
+def test_a_renewed_lease_is_kept_and_a_changed_item_is_not_renewed(store):
+    store.put_items([("a", {"x": 1}), ("b", {"x": 1})])
+    claimed = store.claim_pending(10, lease_s=0.3)
+    store.put_items([("b", {"x": 2})])  # a change since the claim: free for anyone at once
+    store.renew(claimed, lease_s=30)
+    time.sleep(0.4)
+    assert [c.item_id for c in store.claim_pending(10, lease_s=30)] == ["b"]
+
+
 def test_delete_is_queued_then_reported_deleted(store):
     store.put_items([("a", {"x": 1})], indexed_version="v1")
     assert store.item_status("a").state == "indexed"

@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
 
 from service.app import create_app
 from service.index.exact import ExactIndex
@@ -78,20 +79,34 @@ def make_settings(tmp_path: Path) -> Callable[..., Settings]:
 
 
 @pytest.fixture
-def serve(index, store, model, make_settings):
-    """``async with serve(**settings) as client``: the app on the fakes, over ASGI (bundles
-    ``fake_1``, served at start, and ``fake_2``; ``models`` adds more by folder name)."""
+def make_app(index, store, model, make_settings) -> Callable[..., FastAPI]:
+    """``make_app(models=None, **settings)``: the app on the fakes (bundles ``fake_1``, served
+    at start, and ``fake_2``; ``models`` adds more by folder name; ``app.loads``: bundles it
+    loaded)."""
     second = FakeModel(index, {}, version="fake_2")
-    loads: list[str] = []
 
-    @asynccontextmanager
-    async def running(models=None, **overrides) -> AsyncIterator[httpx.AsyncClient]:
+    def make(models=None, **overrides: Any) -> FastAPI:
+        loads: list[str] = []
         bundles = {"fake_1": model, "fake_2": second, **(models or {})}
         app = create_app(
             make_settings(**overrides),
             adapters=lambda _settings: (index, store),
             load_model=fake_loader(bundles, loads),
         )
+        app.loads = loads  # type: ignore[attr-defined]
+        return app
+
+    return make
+
+
+@pytest.fixture
+def serve(make_app):
+    """``async with serve(**settings) as client``: the app on the fakes, over ASGI."""
+
+    @asynccontextmanager
+    async def running(models=None, **overrides) -> AsyncIterator[httpx.AsyncClient]:
+        app = make_app(models, **overrides)
+        loads = app.loads
         async with app.router.lifespan_context(app):
             # a client sees the 500 the app sends, not the exception behind it
             transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)

@@ -86,3 +86,35 @@ async def test_a_fixed_item_leaves_the_failed_state(serve, store):
         assert (await client.put("/v1/items", json={"items": [fixed]})).status_code == 202
         body = await wait_state(client, "long_topic", "indexed", within_s=2)
         assert body["error"] is None and body["attempts"] == 0
+
+
+async def test_changes_a_dead_process_claimed_are_indexed_after_one_short_lease(
+    serve, store, make_settings
+):
+    """kill -9 after a claim: the next process takes the changes over once the (default)
+    lease runs out, not half a minute later."""
+    lease_s = make_settings().index_lease_s
+    item = {"item_id": "orphan", "topic": "t1", "quality": [1.0]}
+    store.put_items([("orphan", item)])
+    assert [c.item_id for c in store.claim_pending(10, lease_s)] == ["orphan"]  # then dies
+    started = time.monotonic()
+    async with serve() as client:
+        await wait_state(client, "orphan", "indexed", within_s=lease_s + 3)
+    assert time.monotonic() - started >= lease_s - 0.5  # it waited for the lease, no sooner
+    assert lease_s <= 10
+
+
+async def test_a_write_slower_than_the_lease_keeps_its_claim(serve, store, model):
+    """The heartbeat renews the lease while the worker writes: no other worker takes it."""
+    slow_write, seen = model.write_items, []
+
+    def write_items(upserts, deletes):
+        time.sleep(0.6)
+        seen.append(store.claim_pending(10, 0.2))  # another worker's try, mid-write
+        slow_write(upserts, deletes)
+
+    model.write_items = write_items
+    store.put_items([("slow", {"item_id": "slow", "topic": "t1", "quality": [1.0]})])
+    async with serve(index_lease_s=0.2) as client:
+        await wait_state(client, "slow", "indexed", within_s=5)
+    assert seen and all(claimed == [] for claimed in seen)

@@ -235,3 +235,20 @@ async def test_an_item_added_elsewhere_is_ranked_with_its_features(recommend, mo
     answer = await recommend(k=5, filter={"topic": ["late_topic"]})
     assert [i.item_id for i in answer.items] == ["late"]
     assert "catalog_sync" in answer.timings_ms and "late" in model.items
+
+
+async def test_a_stored_profile_that_no_longer_encodes_is_served_without_it(
+    recommend, store, metrics
+):
+    """Bad input persisted (or a schema change) must not make every request of the user a 500."""
+    store.put_profile("known", {"favs": ["t1:1e39"], "age_band": "young"})
+    answer = await recommend("known", k=5)
+    assert answer.fallback_reason == "profile_unencodable" and answer.degraded
+    assert len(answer.items) == 5 and {i.source for i in answer.items} == {"retrieval"}
+    assert counted(metrics, "rec_fallbacks_total", reason="profile_unencodable") == 1
+
+
+async def test_a_request_value_that_does_not_encode_is_still_the_request_s_fault(recommend, store):
+    store.put_profile("known", {"favs": ["t1:1e39"]})
+    with pytest.raises(InvalidInput):
+        await recommend("known", k=5, user_features={"favs": ["t2:nan"]})

@@ -236,3 +236,42 @@ async def test_an_item_id_with_a_slash_is_queued_found_and_deleted(client):
     assert (await client.delete(path)).status_code == 202
     assert_error(await client.get("/v1/items/sku%2F8"), 404, "not_found", "item_id")
     assert_error(await client.get("/v1/items/a%0Ab"), 422, "invalid_request", "item_id")
+
+
+async def test_stored_rows_that_no_longer_encode_degrade_not_fail(client, store):
+    """A bad stored profile or catalog row: 200s (the profile named in `fallback_reason`), the
+    catalog sync goes on and counts the row it skipped."""
+    store.put_profile("known", {"favs": ["t1:1e39"]})
+    store.put_items([("i900", {"item_id": "i900", "topic": "t1", "quality": "high"})])
+    store.put_items([("i901", {"item_id": "i901", "topic": "t1", "quality": [1.0]})])
+    r = await client.post("/v1/recommendations", json={"user_id": "known", "k": 3})
+    assert r.status_code == 200, r.text
+    assert r.json()["fallback_reason"] == "profile_unencodable" and r.json()["degraded"]
+    for _ in range(100):
+        text = (await client.get("/metrics")).text
+        if "rec_item_table_unencodable 1.0" in text:
+            break
+        await anyio.sleep(0.02)
+    assert "rec_item_table_unencodable 1.0" in text
+    assert 'rec_fallbacks_total{reason="profile_unencodable"} 1.0' in text
+
+
+async def test_a_model_loaded_while_the_index_was_away_serves_popular_until_it_answers(
+    serve, model, index
+):
+    """Started with Milvus down: not ready, popular items (degraded), ready once it answers."""
+    model.collection_ready, index.down = False, True
+    async with serve() as client:
+        ready = await client.get("/readyz")
+        assert ready.status_code == 503 and "not open yet" in ready.json()["checks"]["index"]
+        r = (await client.post("/v1/recommendations", json={"user_id": "known", "k": 5})).json()
+        assert r["fallback_reason"] == "index_unavailable"
+        assert {i["source"] for i in r["items"]} == {"popular"} and len(r["items"]) == 5
+        index.down = False
+        for _ in range(200):
+            if (await client.get("/readyz")).status_code == 200:
+                break
+            await anyio.sleep(0.02)
+        assert model.collection_ready and (await client.get("/readyz")).status_code == 200
+        r = (await client.post("/v1/recommendations", json={"user_id": "known", "k": 5})).json()
+        assert not r["degraded"]

@@ -110,6 +110,11 @@ async def test_a_reload_outside_the_bundles_root_is_a_422(client, bundle: str, r
     assert client.loads == ["fake_1"]  # nothing else was even read
 
 
+async def test_the_model_description_shows_no_absolute_path(client):
+    model = (await client.get("/v1/models")).json()
+    assert model["path"] == "fake_1"  # the fake's bundle is /bundles/fake_1
+
+
 async def test_a_failed_reload_shows_no_absolute_path(client):
     r = await client.post("/v1/admin/reload", json={"bundle": str(Path.cwd() / "missing")})
     assert r.status_code == 409, r.text

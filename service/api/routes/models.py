@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict
+from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, Depends
@@ -27,6 +28,15 @@ from service.validation import check_bundle_path
 router = APIRouter(tags=["models"])
 
 
+def _shown_path(path: str, root: Path | None) -> str:
+    """The bundle folder as a reload names it: relative to the bundles root, else its name
+    alone; never an absolute path of the host."""
+    folder = Path(path)
+    if root is not None and folder.is_relative_to(root):
+        return folder.relative_to(root).as_posix()
+    return folder.name
+
+
 def _describe(rt: Runtime, model: ServableModel, loop: FeedbackLoop) -> ModelOut:
     info = model.info
     return ModelOut(
@@ -34,7 +44,7 @@ def _describe(rt: Runtime, model: ServableModel, loop: FeedbackLoop) -> ModelOut
         collection=info.collection,
         ranker=info.ranker,
         dataset=info.dataset,
-        path=info.path,
+        path=_shown_path(info.path, reload_root(rt.settings)),
         loaded_at=info.loaded_at,
         indexed_items_at_load=info.indexed_items,
         catalog_items=len(model.items),

@@ -30,7 +30,9 @@ async def readyz(rt: Annotated[Runtime, Depends(runtime)]) -> JSONResponse:
     checks: dict[str, str] = {}
     model = rt.model
     checks["model"] = model.version if model else "not loaded"
-    if model is not None:
+    if model is not None and not model.collection_ready:
+        checks["index"] = f"unavailable: {model.collection} not open yet"
+    elif model is not None:
         try:
             with anyio.fail_after(rt.settings.milvus_timeout_s + 1):
                 count = await anyio.to_thread.run_sync(

@@ -6,6 +6,7 @@ import orjson
 from fastapi import APIRouter, Depends
 from fastapi.responses import Response
 
+from service.api.admission import admitted
 from service.api.auth import require_api_key
 from service.api.deps import current_model, error_responses, feedback, recommender
 from service.api.schemas import RecommendationRequest, RecommendationResponse
@@ -23,6 +24,7 @@ router = APIRouter(tags=["recommendations"], dependencies=[Depends(require_api_k
     response_model=RecommendationResponse,
     summary="Top-k items for a user: real-time user vector, Milvus retrieval, ranker",
     responses=error_responses(401, 413, 422, 503),
+    dependencies=[Depends(admitted)],
 )
 async def recommend(
     body: RecommendationRequest,
