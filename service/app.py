@@ -18,7 +18,7 @@ from fastapi import FastAPI
 
 from service.api.errors import install_error_handlers
 from service.api.middleware import RequestMiddleware
-from service.api.routes import items, models, ops, recommendations, users
+from service.api.routes import items, models, ops, recommendations, similar, users
 from service.index import VectorIndex
 from service.logs import configure_logging
 from service.metrics import Metrics
@@ -95,7 +95,7 @@ def create_app(
     app.state.metrics = metrics
     app.state.runtime = None
     install_error_handlers(app)
-    for module in (recommendations, users, items, models, ops):
+    for module in (recommendations, users, items, similar, models, ops):
         app.include_router(module.router)
     app.add_middleware(RequestMiddleware, metrics=metrics, max_body_bytes=settings.max_body_bytes)
     return app

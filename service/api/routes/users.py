@@ -6,10 +6,11 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path
 
 from service.api.auth import require_api_key
-from service.api.deps import current_model, error_responses, runtime
+from service.api.deps import current_model, error_responses, recommender, runtime
 from service.api.errors import ApiError
 from service.api.schemas import EventsAccepted, EventsRequest, Profile, ProfileRequest
 from service.online.ports import ServableModel
+from service.online.recommender import Recommender
 from service.online.runtime import Runtime
 from service.state import Event
 from service.validation import ID_PATTERN
@@ -25,7 +26,10 @@ UserId = Annotated[str, Path(pattern=ID_PATTERN)]
     responses=error_responses(401, 413, 422, 503),
 )
 def add_events(
-    user_id: UserId, body: EventsRequest, rt: Annotated[Runtime, Depends(runtime)]
+    user_id: UserId,
+    body: EventsRequest,
+    rt: Annotated[Runtime, Depends(runtime)],
+    rec: Annotated[Recommender, Depends(recommender)],
 ) -> EventsAccepted:
     """Events for items the served catalog does not hold are stored too (the item may arrive
     later) but named in the answer and counted in ``rec_events_unknown_items_total``."""
@@ -34,6 +38,7 @@ def add_events(
         Event(e.item_id, e.type, e.ts if e.ts is not None else now, e.weight) for e in body.events
     ]
     rt.store.add_events(user_id, events)
+    rec.trending.add(events)
     unknown = _unknown_items(rt, [e.item_id for e in events])
     if unknown:
         rt.metrics.unknown_item_events.inc(sum(e.item_id in unknown for e in events))
