@@ -21,7 +21,7 @@ from service.api.admission import Admission, in_flight_limit
 from service.api.errors import install_error_handlers
 from service.api.middleware import RequestMiddleware
 from service.api.paths import EncodedSlashes
-from service.api.routes import items, models, ops, recommendations, users
+from service.api.routes import items, models, ops, recommendations, similar, users
 from service.feedback.loop import FeedbackLoop
 from service.index import VectorIndex
 from service.logs import configure_logging
@@ -104,7 +104,7 @@ def create_app(
     app.state.runtime = None
     app.state.admission = Admission(in_flight_limit(settings), metrics)
     install_error_handlers(app)
-    for module in (recommendations, users, items, models, ops):
+    for module in (recommendations, users, items, similar, models, ops):
         app.include_router(module.router)
     app.add_middleware(
         RequestMiddleware,

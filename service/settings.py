@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SourceName = Literal["two_tower", "item_to_item", "trending", "fresh"]
+Share = Annotated[float, Field(gt=0, le=1)]
 
 
 class Settings(BaseSettings):
@@ -72,6 +75,29 @@ class Settings(BaseSettings):
     )
     rank_deadline_ms: float = Field(
         300, gt=0, description="Deadline of the ranker; past it: retrieval order."
+    )
+    sources: dict[SourceName, Share] = Field(
+        default_factory=lambda: {"two_tower": 1.0},
+        min_length=1,
+        description="Candidate sources and their shares of the candidates (JSON object; "
+        "two_tower, item_to_item, trending, fresh); a request may name its own.",
+    )
+    source_deadlines_ms: dict[SourceName, Annotated[float, Field(gt=0)]] = Field(
+        default_factory=lambda: {"item_to_item": 100.0, "trending": 50.0, "fresh": 50.0},
+        description="Deadline of each source but two_tower (which has "
+        "RECSYS_SEARCH_DEADLINE_MS); past it the others fill its quota.",
+    )
+    item_to_item_seeds: int = Field(
+        5,
+        ge=1,
+        le=50,
+        description="The user's most recent items whose neighbours item_to_item finds.",
+    )
+    trending_half_life_s: float = Field(
+        3600.0, gt=0, description="Half-life of an event's weight in the trending counts."
+    )
+    trending_capacity: int = Field(
+        10_000, ge=10, le=1_000_000, description="Most items the trending counts keep in memory."
     )
     onnx_threads: int = Field(1, ge=1, description="Intra-op threads per ONNX session.")
     batch_max: int = Field(

@@ -35,10 +35,62 @@ FeatureValue = Annotated[Any, AfterValidator(check_raw_value), WithJsonSchema(ra
 FeatureName = Annotated[str, StringConstraints(pattern=FEATURE_NAME_PATTERN)]
 Features = Annotated[dict[FeatureName, FeatureValue], Field(max_length=64)]
 MAX_K, MAX_CANDIDATES, MAX_EXCLUSIONS, MAX_BATCH = 200, MAX_LIMIT, 1000, 1000
+MAX_SESSION_EVENTS = 100
+SourceName = Literal["two_tower", "item_to_item", "trending", "fresh"]
 
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+Filter = Annotated[
+    dict[FeatureName, Annotated[list[Scalar], Field(max_length=MAX_LIST_VALUES)]],
+    Field(max_length=16),
+]
+
+
+class EventIn(Strict):
+    item_id: Id
+    type: Annotated[str, StringConstraints(pattern=r"^[a-z_]{1,32}$")] = "read"
+    ts: float | None = Field(
+        None, ge=0, le=MAX_EVENT_TS, allow_inf_nan=False, description="Unix seconds; default: now."
+    )
+    weight: float | None = Field(
+        None,
+        ge=0,
+        le=1000,
+        allow_inf_nan=False,
+        description="Default by type: read 1, click 1, like 2, purchase 5, any other 1; "
+        "dislike and hide (negatives: the item stays out of later answers) always 0.",
+    )
+    request_id: Id | None = Field(
+        None,
+        description="The recommendation this event answers (its `request_id`); without it, "
+        "the latest answer that showed the item to this user within "
+        "RECSYS_ATTRIBUTION_WINDOW_S.",
+    )
+
+
+class DiversityIn(Strict):
+    attribute: FeatureName | None = Field(
+        None, description="Item attribute (a filterable field) whose values are capped."
+    )
+    max_per_value: int | None = Field(
+        None, ge=1, le=MAX_K, description="At most this many items per attribute value in top k."
+    )
+    mmr_weight: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="MMR over item vectors: 1 = rank score only, 0 = spread only.",
+    )
+
+    @field_validator("max_per_value")
+    @classmethod
+    def _cap_names_attribute(cls, value: int | None, info: ValidationInfo) -> int | None:
+        if (value is None) != (info.data.get("attribute") is None):
+            raise ValueError("attribute and max_per_value go together")
+        return value
 
 
 class RecommendationRequest(Strict):
@@ -53,12 +105,25 @@ class RecommendationRequest(Strict):
     )
     exclude_item_ids: list[Id] = Field(default_factory=list, max_length=MAX_EXCLUSIONS)
     exclude_seen: bool = Field(True, description="Leave out items of the user's recent events.")
-    filter: Annotated[
-        dict[FeatureName, Annotated[list[Scalar], Field(max_length=MAX_LIST_VALUES)]],
-        Field(max_length=16),
-    ] = Field(
+    filter: Filter = Field(
         default_factory=dict,
         description="Filterable item field -> accepted values (fields are ANDed).",
+    )
+    sources: (
+        Annotated[dict[SourceName, Annotated[float, Field(gt=0, le=1)]], Field(min_length=1)] | None
+    ) = Field(
+        None,
+        description="Candidate source -> share of the candidates (default: RECSYS_SOURCES).",
+    )
+    session_events: list[EventIn] = Field(
+        default_factory=list,
+        max_length=MAX_SESSION_EVENTS,
+        description="Recent events not posted yet: read as the newest history (user vector, "
+        "item_to_item, exclusions), never stored.",
+    )
+    diversity: DiversityIn | None = Field(None, description="Diversity of the top k.")
+    exploration: int = Field(
+        0, ge=0, le=MAX_K, description="Slots of the top k sampled by score from below it."
     )
 
     model_config = ConfigDict(
@@ -85,11 +150,31 @@ class RecommendationRequest(Strict):
         return candidates
 
 
+class ExplanationOut(BaseModel):
+    reason: str = Field(
+        description="for_you (two_tower) | similar_to (item_to_item; see similar_to) | "
+        "trending | fresh | popular (fallback): the source that put the item in the candidates"
+    )
+    sources: list[str] = Field(description="Every source that retrieved the item.")
+    retrieval_scores: dict[str, float | None] = Field(
+        description="The item's score in each of those sources (cosine for two_tower and "
+        "item_to_item, decayed count for trending, none for fresh and popular)."
+    )
+    similar_to: str | None = Field(
+        None, description="The user's item it is nearest to (when item_to_item found it)."
+    )
+    exploration: bool = Field(False, description="Fills an exploration slot.")
+
+
 class RecommendedItemOut(BaseModel):
     item_id: str
     score: float | None = Field(description="Ranker probability (retrieval score if degraded).")
-    retrieval_score: float | None = Field(description="Cosine similarity from vector search.")
+    retrieval_score: float | None = Field(
+        description="Score in the source that put it in the candidates (cosine from vector "
+        "search for two_tower)."
+    )
     source: str = Field(description="retrieval | popular")
+    explanation: ExplanationOut
 
 
 class RecommendationResponse(BaseModel):
@@ -111,6 +196,11 @@ class RecommendationResponse(BaseModel):
         "the filter and the exclusions) | all_excluded (every indexed item is excluded) | "
         "no_items (the index holds no item)",
     )
+    failed_sources: dict[str, str] = Field(
+        default_factory=dict,
+        description="Candidate sources that failed -> timeout | unavailable (the others filled "
+        "their quota).",
+    )
     timings_ms: dict[str, float]
 
     model_config = ConfigDict(
@@ -125,6 +215,13 @@ class RecommendationResponse(BaseModel):
                             "score": 0.81,
                             "retrieval_score": 0.62,
                             "source": "retrieval",
+                            "explanation": {
+                                "reason": "similar_to",
+                                "sources": ["item_to_item", "two_tower"],
+                                "retrieval_scores": {"item_to_item": 0.71, "two_tower": 0.62},
+                                "similar_to": "p7",
+                                "exploration": False,
+                            },
                         }
                     ],
                     "model_version": "posts_20261125133443_f37b7885",
@@ -134,6 +231,7 @@ class RecommendationResponse(BaseModel):
                     "degraded": False,
                     "fallback_reason": None,
                     "empty_reason": None,
+                    "failed_sources": {},
                     "timings_ms": {
                         "user_state": 0.3,
                         "user_tower": 0.2,
@@ -148,26 +246,15 @@ class RecommendationResponse(BaseModel):
     )
 
 
-class EventIn(Strict):
-    item_id: Id
-    type: Annotated[str, StringConstraints(pattern=r"^[a-z_]{1,32}$")] = "read"
-    ts: float | None = Field(
-        None, ge=0, le=MAX_EVENT_TS, allow_inf_nan=False, description="Unix seconds; default: now."
-    )
-    weight: float | None = Field(
-        None,
-        ge=0,
-        le=1000,
-        allow_inf_nan=False,
-        description="Default by type: read 1, click 1, like 2, purchase 5, any other 1; "
-        "dislike and hide (negatives: the item stays out of later answers) always 0.",
-    )
-    request_id: Id | None = Field(
-        None,
-        description="The recommendation this event answers (its `request_id`); without it, "
-        "the latest answer that showed the item to this user within "
-        "RECSYS_ATTRIBUTION_WINDOW_S.",
-    )
+class SimilarItemOut(BaseModel):
+    item_id: str
+    score: float = Field(description="Cosine similarity of the two item vectors.")
+
+
+class SimilarItemsResponse(BaseModel):
+    item_id: str
+    items: list[SimilarItemOut]
+    model_version: str
 
 
 class EventsRequest(Strict):

@@ -147,6 +147,12 @@ class ExactIndex:
         found = [self.search(version, v, limit, filter) for v in np.atleast_2d(vectors)]
         return [HitColumns([h.item_id for h in hits], [h.score for h in hits]) for hits in found]
 
+    def vectors(self, version: str, ids: Sequence[str]) -> dict[str, np.ndarray]:
+        c = self._get(version)
+        ids = checks.check_ids(ids)
+        with self._lock:
+            return {i: c.vectors[c.rows[i]].copy() for i in ids if i in c.rows}
+
     def count(self, version: str) -> int:
         return len(self._get(version).ids)
 

@@ -208,6 +208,24 @@ class MilvusIndex:
         )
         return [milvus_search.columns(hits) for hits in result]
 
+    def vectors(self, version: str, ids: Sequence[str]) -> dict[str, np.ndarray]:
+        name = self._stored(collection_name(version)).name
+        ids = sorted(set(checks.check_ids(ids)))
+        if not ids:
+            return {}
+        rows = self._rpc(
+            "get",
+            name,
+            lambda c: c.get(
+                name,
+                ids=ids,
+                output_fields=[VECTOR_FIELD],
+                timeout=self._t,
+                consistency_level=SEARCH_CONSISTENCY,
+            ),
+        )
+        return {r[ID_FIELD]: np.asarray(r[VECTOR_FIELD], np.float32) for r in rows}
+
     def count(self, version: str) -> int:
         name = self._stored(collection_name(version)).name
         rows = self._rpc(

@@ -145,6 +145,11 @@ class VectorIndex(Protocol):
         and filter for all), one `HitColumns` per query."""
         ...
 
+    def vectors(self, version: str, ids: Sequence[str]) -> dict[str, np.ndarray]:
+        """The stored unit vectors of ``ids`` (at most 1000), by id; ids it does not hold are
+        left out. Item-to-item retrieval and MMR diversity read item vectors through it."""
+        ...
+
     def count(self, version: str) -> int:
         """Exact number of items, reading every acknowledged write."""
         ...

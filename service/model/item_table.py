@@ -8,6 +8,7 @@ Row 0 is the unknown item (every feature OOV), used for ids not (yet) in the cat
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 from collections.abc import Iterable, Mapping, Sequence
@@ -57,6 +58,12 @@ class ItemTable:
     def item_ids(self) -> list[str]:
         with self._lock:
             return list(self._row_of)
+
+    def newest(self, limit: int) -> list[str]:
+        """The ``limit`` most recently added items, newest first (rows keep the order items were
+        first added in; a deleted item added again is new)."""
+        with self._lock:
+            return list(itertools.islice(reversed(self._row_of), limit))
 
     def attributes(self, item_id: str) -> Mapping[str, Any]:
         return self._attributes.get(item_id, {})

@@ -76,7 +76,7 @@ class UserStage:
     def __call__(self, jobs: Sequence[tuple[ServableModel, RecommendationQuery]]) -> list[Any]:
         out: list[Any] = [None] * len(jobs)
         started = time.perf_counter()
-        states = [self._state(query.user_id) for _, query in jobs]
+        states = [self._state(query) for _, query in jobs]
         state_s = (time.perf_counter() - started) / len(jobs)
         for model, positions in _by_model([m for m, _ in jobs]):
             started = time.perf_counter()
@@ -98,12 +98,19 @@ class UserStage:
                 out[i] = ServedUser(state, user, vector, problem, seconds)
         return out
 
-    def _state(self, user_id: str) -> tuple[UserState, FallbackReason | None]:
+    def _state(self, query: RecommendationQuery) -> tuple[UserState, FallbackReason | None]:
+        """The stored state, with the request's session events after the stored ones (they
+        count as the most recent history; they are not stored)."""
+        user_id, problem = query.user_id, None
         try:
-            return load_user_state(self._store, user_id, self._history_length), None
+            state = load_user_state(self._store, user_id, self._history_length)
         except StoreError as exc:
             log.warning("user state unavailable: %s", exc)
-            return UserState(user_id, None, []), "store_unavailable"
+            state, problem = UserState(user_id, None, []), "store_unavailable"
+        if query.session_events:
+            events = [*state.events, *query.session_events][-self._history_length :]
+            state = UserState(user_id, state.profile, events)
+        return state, problem
 
 
 def _encode(model: ServableModel, rows: list[dict[str, Any]]) -> list[Any]:

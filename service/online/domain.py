@@ -20,6 +20,10 @@ FallbackReason = Literal[
     "ranker_timeout",
 ]
 Source = Literal["retrieval", "popular"]
+SourceName = Literal["two_tower", "item_to_item", "trending", "fresh"]
+# why an item is in the answer, for a product UI: the source that put it among the candidates
+# (`popular`: the fallback when no source answered)
+ReasonKind = Literal["for_you", "similar_to", "trending", "fresh", "popular"]
 # why an answer has no items: no item passes the filter (and the exclusions); every item the
 # index holds is excluded; the index holds no item at all
 EmptyReason = Literal["filter_matched_nothing", "all_excluded", "no_items"]
@@ -35,6 +39,33 @@ class RecommendationQuery:
     exclude_item_ids: list[str] = field(default_factory=list)
     exclude_seen: bool = True
     filter: dict[str, list[Any]] = field(default_factory=dict)
+    sources: dict[str, float] | None = None  # source -> share of the candidates; None: config
+    session_events: list[Event] = field(default_factory=list)  # used, never stored
+    diversity: Diversity | None = None
+    exploration: int = 0  # slots of the top k sampled by score from below it
+
+
+@dataclass(frozen=True)
+class Diversity:
+    """After the ranker: at most ``max_per_value`` items per value of ``attribute`` in the top
+    k, and/or MMR over item vectors (``mmr_weight`` 1 = rank score only, 0 = spread only)."""
+
+    attribute: str | None = None
+    max_per_value: int | None = None
+    mmr_weight: float | None = None
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """Why an item is in the answer: its reason (``similar_to`` names the user's item it is
+    near), every source that retrieved it with its score there, and whether it fills an
+    exploration slot (sampled from below the top)."""
+
+    reason: ReasonKind
+    sources: tuple[str, ...]
+    retrieval_scores: dict[str, float | None]
+    similar_to: str | None = None
+    exploration: bool = False
 
 
 @dataclass(frozen=True)
@@ -93,6 +124,7 @@ class Candidate:
     item_id: str
     retrieval_score: float | None
     source: Source
+    explanation: Explanation
 
 
 @dataclass(frozen=True)
@@ -103,6 +135,7 @@ class Candidates:
     ids: list[str]
     scores: list[float] | None  # None: not retrieved by score (popular items)
     source: Source
+    explanations: list[Explanation] | None = None  # None: one source, explained on demand
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -113,7 +146,15 @@ class Candidates:
 
     def at(self, n: int, item_id: str | None = None) -> Candidate:
         score = None if self.scores is None else self.scores[n]
-        return Candidate(self.ids[n] if item_id is None else item_id, score, self.source)
+        item_id = self.ids[n] if item_id is None else item_id
+        return Candidate(item_id, score, self.source, self._explain(n, score))
+
+    def _explain(self, n: int, score: float | None) -> Explanation:
+        if self.explanations is not None:
+            return self.explanations[n]
+        if self.source == "popular":
+            return Explanation("popular", ("popular",), {"popular": None})
+        return Explanation("for_you", ("two_tower",), {"two_tower": score})
 
     @classmethod
     def kept(
@@ -132,6 +173,7 @@ class RecommendedItem:
     score: float | None
     retrieval_score: float | None
     source: Source
+    explanation: Explanation
 
 
 @dataclass(frozen=True)
@@ -148,6 +190,7 @@ class Recommendation:
     # the stored profile overridden by the request's user features: what the answer was
     # computed from besides context and history (the impression log keeps it for training)
     user_features: dict[str, Any] = field(default_factory=dict)
+    failed_sources: dict[str, str] = field(default_factory=dict)  # source -> why
 
     @property
     def degraded(self) -> bool:

@@ -68,6 +68,14 @@ class Catalog(Protocol):
         """Whether every id is in the catalog."""
         ...
 
+    def newest(self, limit: int) -> list[str]:
+        """The ``limit`` most recently added items, newest first."""
+        ...
+
+    def attributes(self, item_id: str) -> Mapping[str, Any]:
+        """The item's filterable attributes (empty for an unknown item)."""
+        ...
+
     def matches(self, item_id: str, filters: Mapping[str, Sequence[Any]]) -> bool:
         """Whether the item passes ``filters`` (field -> accepted values), as the index would."""
         ...

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import replace
 
 import numpy as np
 
@@ -45,7 +46,11 @@ from service.online.domain import (
     RecommendedItem,
 )
 from service.online.ports import RankerError, ServableModel
-from service.online.stages import is_cold_start, popular, top_k
+from service.online.selection import select
+from service.online.sources.plan import SourcePlan, check_shares, plan
+from service.online.sources.runner import SourceRunner
+from service.online.sources.trending import TrendingCounter
+from service.online.stages import is_cold_start, popular
 from service.settings import Settings
 from service.state import StateStore
 from service.validation import InvalidInput, check_request_names
@@ -68,6 +73,8 @@ class Recommender:
         threads = settings.stage_threads
         self._search = Batcher("search", SearchStage(index), metrics, threads=threads, **batching)
         self._rank = Batcher("rank", RankStage(store), metrics, threads=threads, **batching)
+        self.trending = TrendingCounter(settings.trending_half_life_s, settings.trending_capacity)
+        self._sources = SourceRunner(index, store, self._search, settings, self.trending)
 
     def close(self) -> None:
         for batcher in (self._users, self._search, self._rank):
@@ -79,10 +86,24 @@ class Recommender:
         clock = StageClock(self._metrics)
         user = await self._user(model, query, clock)
         exclusions = Exclusions.of(query, user.state)
-        candidates, index_problem = await self._candidates(
-            model, query, user.vector, exclusions, clock
-        )
-        items, ranker_problem = await self._ranked(model, user, candidates, query.k, clock)
+        sources = self._plan(query)
+        failed: dict[str, str] = {}
+        if sources.two_tower_only:
+            candidates, index_problem = await self._candidates(
+                model, query, user.vector, exclusions, clock
+            )
+        else:
+            gathered = await self._sources.gather(model, query, user, exclusions, sources, clock)
+            candidates, index_problem = gathered.candidates, gathered.index_problem
+            failed = gathered.failed
+            if not candidates and failed:
+                with clock.stage("popular"):
+                    candidates = await off_loop(
+                        lambda: popular(
+                            model, self._store, sources_limit(sources), query.filter, exclusions
+                        )
+                    )
+        items, ranker_problem = await self._ranked(model, user, candidates, query, clock)
         reasons = [r for r in (index_problem, ranker_problem, user.problem) if r is not None]
         for reason in reasons:
             self._metrics.fallbacks.labels(reason).inc()
@@ -100,7 +121,12 @@ class Recommender:
             timings_ms=clock.total(),
             empty_reason=None if items else _why_empty(query, exclusions),
             user_features={**(user.state.profile or {}), **query.user_features},
+            failed_sources=failed,
         )
+
+    def _plan(self, query: RecommendationQuery) -> SourcePlan:
+        shares = check_shares(query.sources) if query.sources else self._settings.sources
+        return plan(shares, max(query.candidates, query.k))
 
     async def _user(
         self, model: ServableModel, query: RecommendationQuery, clock: StageClock
@@ -147,9 +173,10 @@ class Recommender:
         model: ServableModel,
         user: ServedUser,
         candidates: Candidates,
-        k: int,
+        query: RecommendationQuery,
         clock: StageClock,
     ) -> tuple[list[RecommendedItem], FallbackReason | None]:
+        k = query.k
         if not candidates:
             clock.skipped("gather", "rank")
             return [], None
@@ -166,15 +193,25 @@ class Recommender:
             clock.record(name, seconds)
         scores = ranked.scores
         items = []
-        for i in top_k(scores, k).tolist():
-            c = candidates.at(i)
-            items.append(RecommendedItem(c.item_id, float(scores[i]), c.retrieval_score, c.source))
+        for pick in await select(self._index, model, candidates, scores, query, clock):
+            c = candidates.at(pick.position)
+            explanation = c.explanation
+            if pick.exploration:
+                explanation = replace(explanation, exploration=True)
+            score = float(scores[pick.position])
+            items.append(
+                RecommendedItem(c.item_id, score, c.retrieval_score, c.source, explanation)
+            )
         return items, None
+
+
+def sources_limit(sources: SourcePlan) -> int:
+    return sum(sources.quotas.values())
 
 
 def _retrieval_order(candidates: Candidates, k: int) -> list[RecommendedItem]:
     return [
-        RecommendedItem(c.item_id, c.retrieval_score, c.retrieval_score, c.source)
+        RecommendedItem(c.item_id, c.retrieval_score, c.retrieval_score, c.source, c.explanation)
         for c in (candidates.at(n) for n in range(min(k, len(candidates))))
     ]
 

@@ -275,3 +275,47 @@ async def test_a_model_loaded_while_the_index_was_away_serves_popular_until_it_a
         assert model.collection_ready and (await client.get("/readyz")).status_code == 200
         r = (await client.post("/v1/recommendations", json={"user_id": "known", "k": 5})).json()
         assert not r["degraded"]
+
+
+async def test_similar_items_over_http(client, index, model):
+    r = await client.get("/v1/items/i3/similar", params={"k": 5})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    ids = [i["item_id"] for i in body["items"]]
+    assert len(ids) == 5 and "i3" not in ids and body["model_version"] == "fake_1"
+    scores = [i["score"] for i in body["items"]]
+    assert scores == sorted(scores, reverse=True)
+    exact = [h.item_id for h in index.search("fake_1", index.vectors("fake_1", ["i3"])["i3"], 6)]
+    assert ids == [i for i in exact if i != "i3"][:5]
+    r = await client.get(
+        "/v1/items/i3/similar",
+        params={"k": 5, "filter": '{"topic": ["t2"]}', "exclude_item_ids": [ids[0]]},
+    )
+    kept = [i["item_id"] for i in r.json()["items"]]
+    assert r.status_code == 200 and ids[0] not in kept and len(kept) == 5
+    assert all(model.items.attributes(i)["topic"] == "t2" for i in kept)
+    assert (await client.get("/v1/items/nope/similar")).status_code == 404
+    bad = await client.get("/v1/items/i3/similar", params={"filter": "{oops"})
+    assert bad.status_code == 422 and bad.json()["error"]["field"] == "filter"
+
+
+async def test_sources_session_and_explanations_over_http(client):
+    r = await client.post(
+        "/v1/recommendations",
+        json={
+            "user_id": "known",
+            "k": 5,
+            "candidates": 10,
+            "sources": {"two_tower": 0.5, "item_to_item": 0.5},
+            "session_events": [{"item_id": "i5"}],
+            "diversity": {"attribute": "topic", "max_per_value": 2},
+        },
+    )
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert RecommendationResponse.model_validate_json(r.content).model_dump() == body
+    assert body["failed_sources"] == {} and "i5" not in [i["item_id"] for i in body["items"]]
+    reasons = {i["explanation"]["reason"] for i in body["items"]}
+    assert reasons <= {"for_you", "similar_to"} and "similar_to" in reasons
+    bad = await client.post("/v1/recommendations", json={"user_id": "u", "sources": {"x": 1}})
+    assert bad.status_code == 422 and "sources" in bad.json()["error"]["field"]

@@ -9,10 +9,10 @@ from fastapi.responses import Response
 from service.api.admission import admitted
 from service.api.auth import require_api_key
 from service.api.deps import current_model, error_responses, feedback, recommender
+from service.api.request_query import query_of
 from service.api.schemas import RecommendationRequest, RecommendationResponse
 from service.feedback.loop import FeedbackLoop
 from service.logs import request_id_var
-from service.online.domain import RecommendationQuery
 from service.online.ports import ServableModel
 from service.online.recommender import Recommender
 
@@ -35,7 +35,7 @@ async def recommend(
     """The answer is serialized straight from the domain result with orjson: its shape is
     `RecommendationResponse` (the schema in /openapi.json; a test checks every answer against
     it), without validating every item again on the way out."""
-    query = RecommendationQuery(**body.model_dump())
+    query = query_of(body)
     result = await rec.recommend(model, query)
     request_id = request_id_var.get()
     loop.record(request_id, query, result)
@@ -50,6 +50,7 @@ async def recommend(
         "degraded": result.degraded,
         "fallback_reason": result.fallback_reason,
         "empty_reason": result.empty_reason,
+        "failed_sources": result.failed_sources,
         "timings_ms": result.timings_ms,
     }
     return Response(orjson.dumps(answer), media_type="application/json")

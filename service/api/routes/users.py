@@ -6,13 +6,14 @@ from typing import Annotated
 from fastapi import APIRouter, Depends
 
 from service.api.auth import require_api_key
-from service.api.deps import current_model, error_responses, feedback, runtime
+from service.api.deps import current_model, error_responses, feedback, recommender, runtime
 from service.api.errors import ApiError
 from service.api.paths import user_id_in_path
 from service.api.schemas import EventsAccepted, EventsRequest, Profile, ProfileRequest
 from service.feedback.events import weight_of
 from service.feedback.loop import FeedbackLoop
 from service.online.ports import ServableModel
+from service.online.recommender import Recommender
 from service.online.runtime import Runtime
 from service.state import Event
 
@@ -31,6 +32,7 @@ def add_events(
     body: EventsRequest,
     rt: Annotated[Runtime, Depends(runtime)],
     loop: Annotated[FeedbackLoop, Depends(feedback)],
+    rec: Annotated[Recommender, Depends(recommender)],
 ) -> EventsAccepted:
     """Events for items the served catalog does not hold are stored too (the item may arrive
     later) but named in the answer and counted in ``rec_events_unknown_items_total``. Each is
@@ -41,6 +43,7 @@ def add_events(
         for e in body.events
     ]
     rt.store.add_events(user_id, events)
+    rec.trending.add(events)
     attributed = loop.attribute(user_id, events, [e.request_id for e in body.events])
     unknown = _unknown_items(rt, [e.item_id for e in events])
     if unknown:
