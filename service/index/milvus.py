@@ -210,21 +210,24 @@ class MilvusIndex:
 
     def vectors(self, version: str, ids: Sequence[str]) -> dict[str, np.ndarray]:
         name = self._stored(collection_name(version)).name
-        ids = sorted(set(checks.check_ids(ids)))
-        if not ids:
+        keys = milvus_keys.keys(sorted(set(checks.check_ids(ids))))
+        if not keys:
             return {}
         rows = self._rpc(
             "get",
             name,
             lambda c: c.get(
                 name,
-                ids=ids,
+                ids=keys,
                 output_fields=[VECTOR_FIELD],
                 timeout=self._t,
                 consistency_level=SEARCH_CONSISTENCY,
             ),
         )
-        return {r[ID_FIELD]: np.asarray(r[VECTOR_FIELD], np.float32) for r in rows}
+        found = milvus_keys.item_ids([r[ID_FIELD] for r in rows])
+        return {
+            i: np.asarray(r[VECTOR_FIELD], np.float32) for i, r in zip(found, rows, strict=True)
+        }
 
     def count(self, version: str) -> int:
         name = self._stored(collection_name(version)).name

@@ -208,6 +208,9 @@ def test_values_and_ids_with_quotes_slashes_and_unicode_round_trip(index, catalo
     assert sorted(found) == sorted(HOSTILE_IDS[3:])
     hits = index.search(catalog, QUERY, 3, exclude_ids=[*HOSTILE_IDS[:2], "a"])
     assert ids_of(hits) == ["b", "c", HOSTILE_IDS[2]]
+    vectors = index.vectors(catalog, [HOSTILE_IDS[5], "a", "not-there"])
+    assert sorted(vectors) == sorted([HOSTILE_IDS[5], "a"])
+    assert np.allclose(vectors["a"], np.array(at_angle(0)) / 3.0, atol=1e-6)  # unit vectors
     index.delete(catalog, HOSTILE_IDS)
     assert index.count(catalog) == len(CATALOG)
 
