@@ -21,10 +21,6 @@ SAFE = ":@"  # besides quote's own letters, digits and `_.-~`
 MAX_KEY_LENGTH = 256 * 4 * 3  # 256 characters, 4 UTF-8 bytes each, 3 characters per byte
 
 
-def key(item_id: str) -> str:
-    return quote(item_id, safe=SAFE)
-
-
 def keys(item_ids: Sequence[str]) -> list[str]:
     return [quote(i, safe=SAFE) for i in item_ids]
 

@@ -7,16 +7,15 @@ from the oldest end, so keeping the ids above ``max(id) - max_rows`` keeps at mo
 from __future__ import annotations
 
 import sqlite3
-import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from service.feedback.records import Feedback, Impression
-from service.state.port import Retention, StoreError
+from service.state.port import Retention
+from service.state.sqlite_conn import SqliteConnection
 
 T = TypeVar("T")
 PAGE = 1000  # rows per read of the iterators
@@ -46,37 +45,8 @@ def _trim(db: sqlite3.Connection, table: str, keep: Retention, now: float) -> No
 class SqliteLog:
     def __init__(self, path: Path, timeout_s: float) -> None:
         self.path = path
-        self._lock = threading.Lock()
-        try:
-            self._db = sqlite3.connect(
-                path, timeout=timeout_s, isolation_level=None, check_same_thread=False
-            )
-            with self._write() as db:
-                for statement in SCHEMA.split(";"):
-                    db.execute(statement)
-        except sqlite3.Error as exc:
-            raise StoreError(f"sqlite store {path}: {exc}") from exc
-
-    @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            try:
-                self._db.execute("BEGIN IMMEDIATE")
-                try:
-                    yield self._db
-                except BaseException:
-                    self._db.execute("ROLLBACK")
-                    raise
-                self._db.execute("COMMIT")
-            except sqlite3.Error as exc:
-                raise StoreError(f"sqlite store {self.path}: {exc}") from exc
-
-    def _read(self, sql: str, args: Sequence[Any]) -> list[tuple]:
-        with self._lock:
-            try:
-                return self._db.execute(sql, args).fetchall()
-            except sqlite3.Error as exc:
-                raise StoreError(f"sqlite store {self.path}: {exc}") from exc
+        self._conn = SqliteConnection(path, timeout_s, SCHEMA)
+        self._write, self._read = self._conn.write, self._conn.read
 
     def add_impressions(self, impressions: Sequence[Impression], keep: Retention) -> None:
         now = time.time()
@@ -137,5 +107,4 @@ class SqliteLog:
             last = rows[-1][0]
 
     def close(self) -> None:
-        with self._lock:
-            self._db.close()
+        self._conn.close()

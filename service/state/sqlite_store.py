@@ -8,10 +8,8 @@ IMMEDIATE`` for every write, so sequence numbers are allocated under the databas
 from __future__ import annotations
 
 import sqlite3
-import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +24,8 @@ from service.state.port import (
     ItemChange,
     ItemStatus,
     Retention,
-    StoreError,
 )
+from service.state.sqlite_conn import SqliteConnection
 from service.state.sqlite_log import SqliteLog
 
 SCHEMA = """
@@ -88,41 +86,15 @@ class SqliteStore:
         self.path = Path(path)
         self.events_per_user = events_per_user
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.Lock()
-        try:
-            self._db = sqlite3.connect(
-                self.path, timeout=timeout_s, isolation_level=None, check_same_thread=False
-            )
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            with self._write() as db:
-                for statement in SCHEMA.split(";"):
-                    db.execute(statement)
-                _add_missing_columns(db)
-        except sqlite3.Error as exc:
-            raise StoreError(f"sqlite store {self.path}: {exc}") from exc
+        self._conn = SqliteConnection(
+            self.path,
+            timeout_s,
+            SCHEMA,
+            pragmas=("PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL"),
+            migrate=_add_missing_columns,
+        )
+        self._write, self._read = self._conn.write, self._conn.read
         self._log = SqliteLog(self.path, timeout_s)
-
-    @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            try:
-                self._db.execute("BEGIN IMMEDIATE")
-                try:
-                    yield self._db
-                except BaseException:
-                    self._db.execute("ROLLBACK")
-                    raise
-                self._db.execute("COMMIT")
-            except sqlite3.Error as exc:
-                raise StoreError(f"sqlite store {self.path}: {exc}") from exc
-
-    def _read(self, sql: str, args: Sequence[Any] = ()) -> list[tuple]:
-        with self._lock:
-            try:
-                return self._db.execute(sql, args).fetchall()
-            except sqlite3.Error as exc:
-                raise StoreError(f"sqlite store {self.path}: {exc}") from exc
 
     def _next_seqs(self, db: sqlite3.Connection, n: int) -> int:
         """Reserve ``n`` sequence numbers; returns the first."""
@@ -329,5 +301,4 @@ class SqliteStore:
 
     def close(self) -> None:
         self._log.close()
-        with self._lock:
-            self._db.close()
+        self._conn.close()

@@ -111,9 +111,7 @@ async def test_the_service_runs_on_redis(
 async def test_milvus_down_falls_back_within_the_deadline_and_recovers(
     posts_bundle: Path, posts_dir: Path, tmp_path: Path
 ):
-    server = LiteServer(tmp_path / "served.db", port=free_port())
-    server.start()
-    try:
+    with LiteServer(tmp_path / "served.db", port=free_port()) as server:
         dep = deploy(posts_bundle, posts_dir, tmp_path, server.uri, f"sqlite:///{tmp_path}/s.db")
         settings = dep.settings(search_deadline_ms=300, milvus_timeout_s=1.0)
         async with serving(settings) as c:
@@ -143,16 +141,12 @@ async def test_milvus_down_falls_back_within_the_deadline_and_recovers(
                 assert time.monotonic() < deadline, "no recovery within 30 s"
                 await anyio.sleep(0.2)
             assert {i["source"] for i in again["items"]} == {"retrieval"}
-    finally:
-        server.stop()
 
 
 async def test_the_service_starts_while_milvus_is_down_and_gets_ready_when_it_answers(
     posts_bundle: Path, posts_dir: Path, tmp_path: Path
 ):
-    server = LiteServer(tmp_path / "served.db", port=free_port())
-    server.start()
-    try:
+    with LiteServer(tmp_path / "served.db", port=free_port()) as server:
         dep = deploy(posts_bundle, posts_dir, tmp_path, server.uri, f"sqlite:///{tmp_path}/s.db")
         server.stop()
         settings = dep.settings(search_deadline_ms=300, milvus_timeout_s=1.0)
@@ -171,8 +165,6 @@ async def test_the_service_starts_while_milvus_is_down_and_gets_ready_when_it_an
                 await anyio.sleep(0.2)
             again = (await c.post("/v1/recommendations", json=body)).json()
             assert not again["degraded"] and {i["source"] for i in again["items"]} == {"retrieval"}
-    finally:
-        server.stop()
 
 
 async def test_two_processes_share_the_catalog_through_the_store(
