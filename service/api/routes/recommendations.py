@@ -8,6 +8,7 @@ from fastapi.responses import Response
 
 from service.api.admission import admitted
 from service.api.auth import require_api_key
+from service.api.contract import contract_of
 from service.api.deps import current_model, error_responses, feedback, recommender
 from service.api.request_query import query_of
 from service.api.schemas import RecommendationRequest, RecommendationResponse
@@ -23,7 +24,7 @@ router = APIRouter(tags=["recommendations"], dependencies=[Depends(require_api_k
     "/v1/recommendations",
     response_model=RecommendationResponse,
     summary="Top-k items for a user: real-time user vector, Milvus retrieval, ranker",
-    responses=error_responses(401, 413, 422, 503),
+    responses=error_responses(400, 401, 413, 422, 503),
     dependencies=[Depends(admitted)],
 )
 async def recommend(
@@ -35,6 +36,7 @@ async def recommend(
     """The answer is serialized straight from the domain result with orjson: its shape is
     `RecommendationResponse` (the schema in /openapi.json; a test checks every answer against
     it), without validating every item again on the way out."""
+    contract_of(model).check_request(body.context, body.user_features, body.filter)
     query = query_of(body)
     result = await rec.recommend(model, query)
     request_id = request_id_var.get()
