@@ -13,7 +13,7 @@ import math
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path, PurePath
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -118,27 +118,50 @@ def raw_value_schema(scalar_only: bool = False) -> dict[str, Any]:
     return {"anyOf": [*scalar, listed, {"type": "null"}]}
 
 
-def check_bundle_path(text: str, root: Path | None, field: str = "bundle") -> Path:
-    """The bundle folder an admin reload names, resolved (symlinks followed): a path without
-    control characters, components of at most 255 bytes, inside ``root`` and not ``root``
-    itself. A relative path is read from the working directory, else from ``root`` (so a bare
-    version name works). Errors never show the resolved path."""
-    if root is None:
-        raise InvalidInput(f"{field}: reloads are off (no RECSYS_BUNDLES_ROOT)", field)
+_BUNDLE_PART = r"[A-Za-z0-9_\-][A-Za-z0-9._\-]{0,254}"
+BUNDLE_PATH_PATTERN = rf"^/?(?:{_BUNDLE_PART}/)*{_BUNDLE_PART}/?$"
+BUNDLE_PATH_RULE = (
+    "folder names of at most 255 letters, digits, '_', '-' and '.' (not first), joined by '/'"
+)
+
+
+class OutsideBundlesRoot(InvalidInput):
+    """A well-formed bundle path that names no folder inside the bundles root (or reloads are
+    off): refused for where it points, a 403."""
+
+
+def check_bundle_text(text: str) -> str:
+    """A bundle path as a reload may write it (`BUNDLE_PATH_PATTERN`); ``ValueError`` names
+    the rule it breaks."""
     if CONTROL_CHARS.search(text):
-        raise InvalidInput(f"{field}: a path without control characters (NUL, newline)", field)
+        raise ValueError("a path without control characters (NUL, newline)")
+    parts = text.strip("/").split("/")
+    if max((len(p.encode("utf-8", "surrogatepass")) for p in parts), default=0) > 255:
+        raise ValueError("path components of at most 255 bytes")
+    if any(p in (".", "..") for p in parts):
+        raise ValueError("a path without '.' or '..' components")
+    if not re.fullmatch(BUNDLE_PATH_PATTERN, text):
+        raise ValueError(BUNDLE_PATH_RULE)
+    return text
+
+
+def check_bundle_path(text: str, root: Path | None, field: str = "bundle") -> Path:
+    """The bundle folder an admin reload names, resolved (symlinks followed): a path of
+    `check_bundle_text`, inside ``root`` and not ``root`` itself. A relative path is read from
+    the working directory, else from ``root`` (so a bare version name works). Errors never
+    show the resolved path."""
+    if root is None:
+        raise OutsideBundlesRoot(f"{field}: reloads are off (no RECSYS_BUNDLES_ROOT)", field)
     try:
-        sizes = [len(part.encode()) for part in PurePath(text).parts]
-    except UnicodeEncodeError:
-        raise InvalidInput(f"{field}: a path of valid Unicode", field) from None
-    if max(sizes, default=0) > MAX_PATH_COMPONENT_BYTES:
-        raise InvalidInput(f"{field}: path components of at most 255 bytes", field)
+        check_bundle_text(text)
+    except ValueError as exc:
+        raise InvalidInput(f"{field}: {exc}", field) from None
     candidates = [Path(text)] if Path(text).is_absolute() else [Path(text), root / text]
     for candidate in candidates:
         resolved = candidate.resolve()
         if resolved != root and resolved.is_relative_to(root):
             return resolved
-    raise InvalidInput(
+    raise OutsideBundlesRoot(
         f"{field}: not a folder inside the bundles root (RECSYS_BUNDLES_ROOT)", field
     )
 

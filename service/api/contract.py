@@ -106,6 +106,7 @@ class ModelContract:
     def __init__(self, schema: FeatureSchema) -> None:
         rules = RequestRules.from_schema(schema)
         self.schema = schema
+        self.filterable = rules.filterable
         attributes = {f.name: f for f in rules.attributes}
         items = [f for f in schema.on("item") if f.name != schema.item_key]
         profile = profile_features(schema)
@@ -146,8 +147,15 @@ class ModelContract:
         context: Mapping[str, Any],
         user_features: Mapping[str, Any],
         filter: Mapping[str, Any],
+        diversity_attribute: str | None = None,
     ) -> None:
-        """The feature maps of a recommendation request (empty ones cost nothing)."""
+        """The feature maps of a recommendation request (empty ones cost nothing) and the
+        attribute a diversity cap names."""
+        if diversity_attribute is not None and diversity_attribute not in self.filterable:
+            field = "diversity.attribute"
+            raise InvalidInput(
+                f"{field}: not an item attribute; this model has {sorted(self.filterable)}", field
+            )
         for part, values, field in (
             ("Context", context, "context"),
             ("UserFeatures", user_features, "user_features"),
@@ -161,7 +169,8 @@ class ModelContract:
         try:
             self.parts[part].validate_python(value)
         except ValidationError as exc:
-            error = exc.errors()[0]
+            errors = exc.errors()
+            error = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
             path = ".".join([field, *(str(p) for p in error["loc"][:1])])
             if error["type"] == "extra_forbidden":
                 known = sorted(self.parts[part].json_schema().get("properties", {}))

@@ -79,6 +79,10 @@ def _add_contract(doc: dict[str, Any], model: Any) -> None:
             "description": described.get("description", ""),
         }
         _keep_valid_examples(schemas[name], prop, contract, part)
+    attribute = {"anyOf": [{"enum": sorted(contract.filterable)}, {"type": "null"}]}
+    schemas["DiversityIn"]["properties"]["attribute"] = attribute
+    if schemas["ItemFeatures"].get("required"):
+        schemas["ItemIn"]["required"] = sorted({*schemas["ItemIn"]["required"], "features"})
     for param in doc["paths"][SIMILAR[0]][SIMILAR[1]]["parameters"]:
         if param["name"] == "filter":
             param.pop("schema")

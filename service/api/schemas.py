@@ -10,17 +10,19 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
-    ValidationInfo,
     WithJsonSchema,
-    field_validator,
+    model_validator,
 )
 
 from service.index.port import MAX_LIMIT
 from service.validation import (
+    BUNDLE_PATH_PATTERN,
+    BUNDLE_PATH_RULE,
     FEATURE_NAME_PATTERN,
     ID_PATTERN,
     MAX_EVENT_TS,
     MAX_LIST_VALUES,
+    check_bundle_text,
     check_raw_scalar,
     check_raw_value,
     raw_value_schema,
@@ -40,7 +42,9 @@ SourceName = Literal["two_tower", "item_to_item", "trending", "fresh"]
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """Request bodies: no unknown field, no coercion (`false` is not the integer 0)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 Filter = Annotated[
@@ -76,7 +80,11 @@ class DiversityIn(Strict):
         None, description="Item attribute (a filterable field) whose values are capped."
     )
     max_per_value: int | None = Field(
-        None, ge=1, le=MAX_K, description="At most this many items per attribute value in top k."
+        None,
+        ge=1,
+        le=MAX_K,
+        description="At most this many items per attribute value in top k (needs `attribute`; "
+        "default 1 when `attribute` is given).",
     )
     mmr_weight: float | None = Field(
         None,
@@ -85,19 +93,32 @@ class DiversityIn(Strict):
         description="MMR over item vectors: 1 = rank score only, 0 = spread only.",
     )
 
-    @field_validator("max_per_value")
-    @classmethod
-    def _cap_names_attribute(cls, value: int | None, info: ValidationInfo) -> int | None:
-        if (value is None) != (info.data.get("attribute") is None):
-            raise ValueError("attribute and max_per_value go together")
-        return value
+    model_config = ConfigDict(
+        json_schema_extra={
+            "anyOf": [
+                {"properties": {"max_per_value": {"type": "null"}}},
+                {"required": ["attribute"], "properties": {"attribute": {"type": "string"}}},
+            ]
+        }
+    )
+
+    @model_validator(mode="after")
+    def _cap_names_attribute(self) -> DiversityIn:
+        if self.max_per_value is not None and self.attribute is None:
+            raise ValueError("max_per_value needs an attribute")
+        if self.attribute is not None and self.max_per_value is None:
+            self.max_per_value = 1
+        return self
 
 
 class RecommendationRequest(Strict):
     user_id: Id
     k: int = Field(20, ge=1, le=MAX_K, description="Items to return.")
     candidates: int = Field(
-        200, ge=1, le=MAX_CANDIDATES, description="Candidates retrieved and ranked (>= k)."
+        200,
+        ge=1,
+        le=MAX_CANDIDATES,
+        description="Candidates retrieved and ranked (raised to k when smaller).",
     )
     context: Features = Field(default_factory=dict, description="Context features.")
     user_features: Features = Field(
@@ -141,14 +162,6 @@ class RecommendationRequest(Strict):
         },
     )
 
-    @field_validator("candidates")
-    @classmethod
-    def _candidates_cover_k(cls, candidates: int, info: ValidationInfo) -> int:
-        k = info.data.get("k")
-        if k is not None and candidates < k:
-            raise ValueError(f"candidates ({candidates}) must be >= k ({k})")
-        return candidates
-
 
 class ExplanationOut(BaseModel):
     reason: str = Field(
@@ -188,7 +201,8 @@ class RecommendationResponse(BaseModel):
     degraded: bool
     fallback_reason: str | None = Field(
         description="store_unavailable | profile_unencodable | index_unavailable | "
-        "index_timeout | ranker_failed | ranker_timeout"
+        "index_timeout | user_vector_invalid (the user features gave no usable vector, e.g. "
+        "weights summing to 0) | ranker_failed | ranker_timeout"
     )
     empty_reason: str | None = Field(
         None,
@@ -328,6 +342,9 @@ class ItemStatusOut(BaseModel):
     updated_at: float
     error: str | None = Field(None, description="Why the index refused the latest change.")
     attempts: int = Field(0, description="Refused attempts of the latest change.")
+    deleted: bool = Field(
+        False, description="The latest change removes the item (queued, or done once indexed)."
+    )
 
 
 class ModelOut(BaseModel):
@@ -388,7 +405,14 @@ class ReloadOut(ModelOut):
 
 
 class ReloadRequest(Strict):
-    bundle: str = Field(min_length=1, max_length=4096, description="Bundle folder to serve.")
+    bundle: Annotated[
+        str,
+        AfterValidator(check_bundle_text),
+        WithJsonSchema({"type": "string", "pattern": BUNDLE_PATH_PATTERN, "maxLength": 4096}),
+    ] = Field(
+        max_length=4096,
+        description=f"Bundle folder to serve, inside the bundles root: {BUNDLE_PATH_RULE}.",
+    )
     force: bool = Field(
         False, description="Serve it even if the rollout gate refuses (the answer says forced)."
     )

@@ -77,7 +77,11 @@ class Bundle:
 
 def read_manifest(path: Path) -> Manifest:
     file = Path(path) / MANIFEST_FILE
-    if not Path(path).is_dir():
+    try:
+        is_dir = Path(path).is_dir()
+    except OSError as exc:  # a name the file system cannot hold (too long)
+        raise BundleError(f"bundle {path}: {exc.strerror}") from None
+    if not is_dir:
         raise BundleError(f"bundle {path}: not a directory")
     try:
         data = json.loads(file.read_text())

@@ -16,6 +16,7 @@ FallbackReason = Literal[
     "profile_unencodable",
     "index_unavailable",
     "index_timeout",
+    "user_vector_invalid",
     "ranker_failed",
     "ranker_timeout",
 ]

@@ -23,7 +23,7 @@ from dataclasses import replace
 import numpy as np
 
 from service.features import EncodingError
-from service.index import IndexUnavailable, InvalidFilter, VectorIndex
+from service.index import IndexUnavailable, InvalidFilter, InvalidRequest, VectorIndex
 from service.metrics import Metrics
 from service.online.batched import (
     Ranked,
@@ -155,6 +155,10 @@ class Recommender:
             return found, None
         except InvalidFilter as exc:
             raise InvalidInput(str(exc), "filter") from None
+        except InvalidRequest as exc:
+            # the user tower gave a vector the index refuses (NaN from weights summing to 0)
+            problem = "user_vector_invalid"
+            log.warning("user vector refused by the index: %s; serving popular items", exc)
         except (IndexUnavailable, TimeoutError) as exc:
             problem: FallbackReason = (
                 "index_timeout" if isinstance(exc, TimeoutError) else "index_unavailable"

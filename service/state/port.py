@@ -80,6 +80,7 @@ class ItemStatus:
     updated_at: float
     error: str | None = None  # why the index refused the latest change (queued or failed)
     attempts: int = 0  # refusals of the latest change
+    deleted: bool = False  # the latest change removes the item (queued or indexed)
 
 
 class StoreError(RuntimeError):

@@ -165,7 +165,14 @@ def _status(
         else "indexed"
     )
     return ItemStatus(
-        item_id, state, int(seq), version, float(updated), error or None, int(attempts or 0)
+        item_id,
+        state,
+        int(seq),
+        version,
+        float(updated),
+        error or None,
+        int(attempts or 0),
+        deleted == "1",
     )
 
 

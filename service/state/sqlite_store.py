@@ -73,7 +73,7 @@ def _add_missing_columns(db: sqlite3.Connection) -> None:
 def _status(item_id: str, row: tuple) -> ItemStatus:
     deleted, pending, failed, seq, version, updated, error, attempts = row
     state = "queued" if pending else "failed" if failed else "deleted" if deleted else "indexed"
-    return ItemStatus(item_id, state, seq, version, updated, error, attempts)
+    return ItemStatus(item_id, state, seq, version, updated, error, attempts, bool(deleted))
 
 
 class SqliteStore:

@@ -16,13 +16,6 @@ pytestmark = pytest.mark.anyio
         ("post", "/v1/recommendations", {"user_id": "u1", "k": 0}, 422, "k"),
         ("post", "/v1/recommendations", {"user_id": "u1", "k": 201}, 422, "k"),
         ("post", "/v1/recommendations", {"user_id": "u1", "candidates": 1001}, 422, "candidates"),
-        (
-            "post",
-            "/v1/recommendations",
-            {"user_id": "u1", "k": 50, "candidates": 10},
-            422,
-            "candidates",
-        ),
         ("post", "/v1/recommendations", {"k": 5}, 422, "user_id"),
         ("post", "/v1/recommendations", {"user_id": "bad\tid"}, 422, "user_id"),
         ("post", "/v1/recommendations", {"user_id": "x" * 257}, 422, "user_id"),
@@ -122,7 +115,8 @@ async def test_api_keys_guard_routes_and_admin_routes(deployment):
             "/v1/admin/reload", json={"bundle": "/nonexistent"}, headers={"X-API-Key": "admin-key"}
         )
         # authorized; the path itself is refused (outside RECSYS_BUNDLES_ROOT)
-        assert admin_ok.status_code == 422 and admin_ok.json()["error"]["field"] == "bundle"
+        assert admin_ok.status_code == 403 and admin_ok.json()["error"]["field"] == "bundle"
+        assert "bundles root" in admin_ok.json()["error"]["message"]
         assert (await c.get("/livez")).status_code == 200  # probes stay open
         assert (await c.get("/metrics")).status_code == 200
 

@@ -39,7 +39,6 @@ async def test_recommendations_over_http(client):
     ("method", "path", "body", "field"),
     [
         ("post", "/v1/recommendations", {"user_id": "u", "k": 0}, "k"),
-        ("post", "/v1/recommendations", {"user_id": "u", "k": 9, "candidates": 3}, "candidates"),
         ("post", "/v1/recommendations", {"user_id": "u\tv"}, "user_id"),
         ("post", "/v1/recommendations", {"user_id": "u", "context": {"x": 1}}, "context.x"),
         ("post", "/v1/recommendations", {"user_id": "u", "filter": {"x": ["a"]}}, "filter.x"),
@@ -205,6 +204,12 @@ async def test_profiles_and_events_round_trip(client):
     body = {"user_id": "p1", "k": 40, "candidates": 40}
     got = (await client.post("/v1/recommendations", json=body)).json()["items"]
     assert "i1" not in {i["item_id"] for i in got}
+
+
+async def test_fewer_candidates_than_k_are_raised_to_k(client):
+    body = {"user_id": "u", "k": 9, "candidates": 3}
+    r = await client.post("/v1/recommendations", json=body)
+    assert r.status_code == 200 and len(r.json()["items"]) == 9
 
 
 async def test_a_store_outage_degrades_recommendations_over_http(client, store):

@@ -23,7 +23,7 @@ from service.online.gate import RolloutRefused
 from service.online.ports import ModelLoadError, ServableModel
 from service.online.runtime import Runtime
 from service.settings import reload_root
-from service.validation import check_bundle_path
+from service.validation import OutsideBundlesRoot, check_bundle_path
 
 router = APIRouter(tags=["models"])
 
@@ -96,16 +96,19 @@ def get_experiments(
     "(`rollout_refused`, both bundles' figures in the message), the current model keeps "
     "serving and the error says why (409).",
     dependencies=[Depends(require_admin_key)],
-    responses=error_responses(401, 403, 409, 422),
+    responses=error_responses(400, 401, 403, 409, 422),
 )
 async def reload(
     body: ReloadRequest,
     rt: Annotated[Runtime, Depends(runtime)],
     loop: Annotated[FeedbackLoop, Depends(feedback)],
 ) -> ReloadOut:
-    """Only a folder inside the bundles root (`RECSYS_BUNDLES_ROOT`) is loaded: any other path,
-    or one with control characters, is a 422."""
-    path = check_bundle_path(body.bundle, reload_root(rt.settings))
+    """Only a folder inside the bundles root (`RECSYS_BUNDLES_ROOT`) is loaded: a path that
+    breaks the path rule is a 422, one that points elsewhere (or any, with reloads off) a 403."""
+    try:
+        path = check_bundle_path(body.bundle, reload_root(rt.settings))
+    except OutsideBundlesRoot as exc:
+        raise ApiError(403, str(exc), exc.field) from None
     try:
         model, decision = await rt.reload(path, force=body.force)
     except ModelLoadError as exc:

@@ -36,7 +36,8 @@ async def recommend(
     """The answer is serialized straight from the domain result with orjson: its shape is
     `RecommendationResponse` (the schema in /openapi.json; a test checks every answer against
     it), without validating every item again on the way out."""
-    contract_of(model).check_request(body.context, body.user_features, body.filter)
+    attribute = body.diversity.attribute if body.diversity else None
+    contract_of(model).check_request(body.context, body.user_features, body.filter, attribute)
     query = query_of(body)
     result = await rec.recommend(model, query)
     request_id = request_id_var.get()

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
+import anyio
 import orjson
 from fastapi import APIRouter, Depends, Query
 from pydantic import TypeAdapter, ValidationError
@@ -44,6 +45,9 @@ async def similar(
 ) -> SimilarItemsResponse:
     filters = _filters(filter)
     contract_of(model).check("Filter", filters, "filter")
+    status = await anyio.to_thread.run_sync(rt.store.item_status, item_id)
+    if status is not None and status.deleted:
+        raise ApiError(404, f"item {item_id!r} is deleted", "item_id")
     deadline = rt.settings.search_deadline_ms
     try:
         found = await off_loop(
