@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StringConstraints,
@@ -39,6 +40,14 @@ Features = Annotated[dict[FeatureName, FeatureValue], Field(max_length=64)]
 MAX_K, MAX_CANDIDATES, MAX_EXCLUSIONS, MAX_BATCH = 200, MAX_LIMIT, 1000, 1000
 MAX_SESSION_EVENTS = 100
 SourceName = Literal["two_tower", "item_to_item", "trending", "fresh"]
+
+
+def _whole_number(value: Any) -> Any:
+    """JSON Schema's integer includes 48.0; strict pydantic would refuse it (and a bool)."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+Whole = Annotated[int, BeforeValidator(_whole_number)]
 
 
 class Strict(BaseModel):
@@ -79,12 +88,12 @@ class DiversityIn(Strict):
     attribute: FeatureName | None = Field(
         None, description="Item attribute (a filterable field) whose values are capped."
     )
-    max_per_value: int | None = Field(
-        None,
-        ge=1,
-        le=MAX_K,
-        description="At most this many items per attribute value in top k (needs `attribute`; "
-        "default 1 when `attribute` is given).",
+    max_per_value: Annotated[int, Field(ge=1, le=MAX_K), BeforeValidator(_whole_number)] | None = (
+        Field(
+            None,
+            description="At most this many items per attribute value in top k (needs `attribute`; "
+            "default 1 when `attribute` is given).",
+        )
     )
     mmr_weight: float | None = Field(
         None,
@@ -113,8 +122,8 @@ class DiversityIn(Strict):
 
 class RecommendationRequest(Strict):
     user_id: Id
-    k: int = Field(20, ge=1, le=MAX_K, description="Items to return.")
-    candidates: int = Field(
+    k: Whole = Field(20, ge=1, le=MAX_K, description="Items to return.")
+    candidates: Whole = Field(
         200,
         ge=1,
         le=MAX_CANDIDATES,
@@ -143,7 +152,7 @@ class RecommendationRequest(Strict):
         "item_to_item, exclusions), never stored.",
     )
     diversity: DiversityIn | None = Field(None, description="Diversity of the top k.")
-    exploration: int = Field(
+    exploration: Whole = Field(
         0, ge=0, le=MAX_K, description="Slots of the top k sampled by score from below it."
     )
 
