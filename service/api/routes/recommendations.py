@@ -35,9 +35,9 @@ async def recommend(
     """The answer is serialized straight from the domain result with orjson: its shape is
     `RecommendationResponse` (the schema in /openapi.json; a test checks every answer against
     it), without validating every item again on the way out."""
-    query = query_of(body)
-    result = await rec.recommend(model, query)
     request_id = request_id_var.get()
+    query = query_of(body, request_id)
+    result = await rec.recommend(model, query)
     loop.record(request_id, query, result)
     answer = {
         "request_id": request_id,
