@@ -76,25 +76,54 @@ def popularity_metrics(
 
 
 def ranking_metrics(score_rows, n_users, seen, positives, ks, chunk=1024) -> dict[str, float]:
-    kmax = max(ks)
-    sums: dict[str, float] = {}
-    evaluated = 0
+    totals = _Totals(ks)
     for start in range(0, n_users, chunk):
         rows = np.arange(start, min(start + chunk, n_users))
-        top = top_k_excluding(score_rows(rows), [seen[r] for r in rows], kmax)
+        top = top_k_excluding(score_rows(rows), [seen[r] for r in rows], max(ks))
         for local, row in enumerate(rows):
-            pos = positives[row]
-            if len(pos) == 0:
-                continue
-            evaluated += 1
-            hits = np.isin(top[local], pos)
-            for k in ks:
-                h = hits[:k]
-                sums[f"recall@{k}"] = sums.get(f"recall@{k}", 0.0) + h.sum() / len(pos)
-                sums[f"hit@{k}"] = sums.get(f"hit@{k}", 0.0) + float(h.any())
-                discounts = 1.0 / np.log2(np.arange(2, k + 2))
-                idcg = discounts[: min(len(pos), k)].sum()
-                sums[f"ndcg@{k}"] = sums.get(f"ndcg@{k}", 0.0) + (discounts * h).sum() / idcg
-    out = {name: round(float(total) / max(evaluated, 1), 5) for name, total in sorted(sums.items())}
-    out["users"] = evaluated
-    return out
+            totals.add(top[local], positives[row])
+    return totals.result()
+
+
+def ranked_list_metrics(
+    ranked: Sequence[np.ndarray], positives: Sequence[np.ndarray], ks: Sequence[int]
+) -> dict[str, float]:
+    """The same metrics over lists someone else ranked (e.g. the service's answers):
+    ``ranked[u]`` item indices best first, of any length (a list shorter than K misses the
+    rest of K)."""
+    totals = _Totals(ks)
+    for top, pos in zip(ranked, positives, strict=True):
+        totals.add(np.asarray(top), pos)
+    return totals.result()
+
+
+class _Totals:
+    """Sums of Recall@K, HitRate@K and NDCG@K over users with held-out positives."""
+
+    def __init__(self, ks: Sequence[int]) -> None:
+        self.ks, self.users = tuple(ks), 0
+        self.sums: dict[str, float] = {}
+        self.discounts = 1.0 / np.log2(np.arange(2, max(ks) + 2))
+
+    def add(self, top: np.ndarray, pos: np.ndarray) -> None:
+        if len(pos) == 0:
+            return
+        self.users += 1
+        hits = np.isin(top, pos)
+        for k in self.ks:
+            h = hits[:k]
+            idcg = self.discounts[: min(len(pos), k)].sum()
+            self._add(f"recall@{k}", h.sum() / len(pos))
+            self._add(f"hit@{k}", float(h.any()))
+            self._add(f"ndcg@{k}", (self.discounts[: len(h)] * h).sum() / idcg)
+
+    def _add(self, name: str, value: float) -> None:
+        self.sums[name] = self.sums.get(name, 0.0) + value
+
+    def result(self) -> dict[str, float]:
+        out: dict[str, float] = {
+            name: round(float(total) / max(self.users, 1), 5)
+            for name, total in sorted(self.sums.items())
+        }
+        out["users"] = self.users
+        return out

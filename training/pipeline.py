@@ -59,17 +59,19 @@ def train_bundle(
     cfg: TrainConfig,
     report: Report = print,
     baseline: Path | None = None,
+    split: str | None = None,
 ) -> Path:
     """Train, evaluate and export one bundle; returns its folder. Fails loudly on a parity miss.
     With ``baseline`` (the bundle this one would replace), both are scored on this bundle's
-    test split for the rollout gate (`training/gate.py`)."""
+    test split for the rollout gate (`training/gate.py`); ``split`` overrides the data set
+    config's split method (the bundle's metrics record the one used)."""
     started = time.perf_counter()
 
     def step(message: str) -> None:
         report(f"[{time.perf_counter() - started:6.1f}s] {message}")
 
     keras.utils.set_random_seed(cfg.seed)
-    dataset = load_dataset(dataset_name, data_dir, seed=cfg.seed)
+    dataset = load_dataset(dataset_name, data_dir, seed=cfg.seed, split=split)
     step(f"loaded {dataset_name}: {dataset.summary()}")
     splits = encode_splits(dataset)
     vocabs = ", ".join(f"{t}={splits.encoder.vocab_size(t)}" for t in splits.encoder.vocabs)
@@ -122,7 +124,7 @@ def _metrics(
 ) -> dict[str, Any]:
     served = cfg.ranker.name
     return {
-        "dataset": {"name": dataset_name, **dataset.summary()},
+        "dataset": {"name": dataset_name, "split": dataset.split_method, **dataset.summary()},
         "ranker": {"name": served, **_rounded(rankers[served].metrics)},
         "ranker_baselines": {n: _rounded(r.metrics) for n, r in rankers.items() if n != served},
         "retrieval": {

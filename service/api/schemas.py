@@ -179,8 +179,9 @@ class ExplanationOut(BaseModel):
     )
     sources: list[str] = Field(description="Every source that retrieved the item.")
     retrieval_scores: dict[str, float | None] = Field(
-        description="The item's score in each of those sources (cosine for two_tower and "
-        "item_to_item, decayed count for trending, none for fresh and popular)."
+        description="The item's score in each of those sources: cosine for two_tower and "
+        "item_to_item, decayed event weight for trending, newness 1 / (1 + r) for the r-th "
+        "newest catalog item for fresh, none (null) for popular."
     )
     similar_to: str | None = Field(
         None, description="The user's item it is nearest to (when item_to_item found it)."

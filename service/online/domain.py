@@ -44,6 +44,9 @@ class RecommendationQuery:
     session_events: list[Event] = field(default_factory=list)  # used, never stored
     diversity: Diversity | None = None
     exploration: int = 0  # slots of the top k sampled by score from below it
+    # seeds the exploration draw, so an answer can be reproduced (the API derives it from the
+    # request id); None: a fresh draw each time
+    exploration_seed: int | None = None
 
 
 @dataclass(frozen=True)

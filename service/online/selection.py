@@ -36,7 +36,8 @@ async def select(
         if capping:
             assert d is not None and d.attribute is not None and d.max_per_value is not None
             order = div.capped(order, candidates.ids, model.items, d.attribute, d.max_per_value, k)
-        return div.explore(order[:k], scores, query.exploration, np.random.default_rng())
+        rng = np.random.default_rng(query.exploration_seed)
+        return div.explore(order[:k], scores, query.exploration, rng)
 
 
 async def _mmr(

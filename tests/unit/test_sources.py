@@ -88,8 +88,12 @@ async def test_every_source_contributes_and_explains(recommend, store, model):
             assert e.similar_to in {"i3", "i7"} and "item_to_item" in e.sources
     trending = [i for i in answer.items if i.explanation.reason == "trending"]
     assert trending[0].item_id == "i20"  # the store's counts while this process has none
-    fresh = [i.item_id for i in answer.items if i.explanation.reason == "fresh"]
-    assert fresh and all(i in list(model.items.newest(10)) for i in fresh)
+    fresh = [i for i in answer.items if i.explanation.reason == "fresh"]
+    newest = model.items.newest(len(model.items))
+    assert fresh and all(i.item_id in newest[:10] for i in fresh)
+    for item in fresh:  # newness: 1 for the newest catalog item, 1 / (1 + r) for the r-th
+        r = newest.index(item.item_id)
+        assert item.retrieval_score == item.explanation.retrieval_scores["fresh"] == 1 / (1 + r)
     for name in ("search", "source_item_to_item", "source_trending", "source_fresh", "merge"):
         assert name in answer.timings_ms
 
@@ -170,3 +174,15 @@ async def test_exploration_slots_come_from_below_the_top_and_are_marked(recommen
     assert [i.item_id for i in answer.items[:3]] == top[:3]
     explored = [i for i in answer.items if i.explanation.exploration]
     assert len(explored) == 2 and not {i.item_id for i in explored} & set(top[:3])
+
+
+async def test_exploration_is_reproducible_from_its_seed(recommend):
+    def explored(answer):
+        return [i.item_id for i in answer.items if i.explanation.exploration]
+
+    draws = [
+        explored(await recommend(k=5, candidates=40, exploration=3, exploration_seed=seed))
+        for seed in (7, 7, 8, 9, 10)
+    ]
+    assert draws[0] == draws[1]
+    assert len({tuple(d) for d in draws[1:]}) > 1  # other seeds draw other items

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from training.datasets import movielens, posts
@@ -10,9 +11,14 @@ from training.datasets.base import SPLITS, Dataset, DatasetConfig, DatasetError
 LOADERS = {"posts": posts.load, "movielens": movielens.load}
 
 
-def load_dataset(name: str, data_dir: Path | None = None, seed: int = 42) -> Dataset:
-    """Load a data set by config name (``posts``, ``movielens-100k``) or config path."""
+def load_dataset(
+    name: str, data_dir: Path | None = None, seed: int = 42, split: str | None = None
+) -> Dataset:
+    """Load a data set by config name (``posts``, ``movielens-100k``) or config path;
+    ``split`` ("time" or "random") overrides the config's split method."""
     config = DatasetConfig.load(name)
+    if split is not None:
+        config = replace(config, split_method=split)
     if config.loader not in LOADERS:
         raise DatasetError(f"config {name!r}: unknown loader {config.loader!r}")
     dataset = LOADERS[config.loader](config, Path(data_dir or config.default_dir), seed)

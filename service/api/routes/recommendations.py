@@ -38,9 +38,9 @@ async def recommend(
     it), without validating every item again on the way out."""
     attribute = body.diversity.attribute if body.diversity else None
     contract_of(model).check_request(body.context, body.user_features, body.filter, attribute)
-    query = query_of(body)
-    result = await rec.recommend(model, query)
     request_id = request_id_var.get()
+    query = query_of(body, request_id)
+    result = await rec.recommend(model, query)
     loop.record(request_id, query, result)
     answer = {
         "request_id": request_id,

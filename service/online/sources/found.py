@@ -16,7 +16,7 @@ class Found:
     the user's item each one is nearest to."""
 
     ids: list[str]
-    scores: list[float | None]
+    scores: list[float]
     similar_to: list[str] | None = None
 
     def __len__(self) -> int:
@@ -25,7 +25,7 @@ class Found:
 
 def servable(
     model: ServableModel,
-    ranked: Iterable[tuple[str, float | None]],
+    ranked: Iterable[tuple[str, float]],
     limit: int,
     filters: Mapping[str, Sequence[Any]],
     exclusions: Exclusions,
@@ -34,7 +34,7 @@ def servable(
     """The first ``limit`` of ``ranked`` that are in the catalog, pass the filters and are not
     excluded; at most ``scan`` looked at (a narrow filter must not walk the whole catalog)."""
     ids: list[str] = []
-    scores: list[float | None] = []
+    scores: list[float] = []
     for looked, (item_id, score) in enumerate(ranked):
         if len(ids) == limit or looked == scan:
             break

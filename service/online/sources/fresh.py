@@ -8,6 +8,10 @@ bundle's filterable features (an added-at field would change every collection's 
 existing collections would need re-indexing, and the batch job and the worker would need to
 write it), and Milvus cannot order results by a scalar field, so the service would sort what
 a range query returns anyway; the catalog already holds the order, with no round trip.
+
+An item's score here is its newness, ``1 / (1 + r)`` for the ``r``-th newest item of the
+catalog (1 for the newest): like every source's score it orders the source's own items, and
+an explanation or the ranker's fallback always has a number to show.
 """
 
 from __future__ import annotations
@@ -30,4 +34,5 @@ def fresh(
 ) -> Found:
     scan = SCAN_FACTOR * limit + len(exclusions)
     newest = model.items.newest(scan)
-    return servable(model, ((i, None) for i in newest), limit, filters, exclusions, scan)
+    ranked = ((item_id, 1.0 / (1 + r)) for r, item_id in enumerate(newest))
+    return servable(model, ranked, limit, filters, exclusions, scan)

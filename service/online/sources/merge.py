@@ -24,7 +24,7 @@ class _Merge:
         self.found = {name: found[name] for name in plan.names if name in found}
         self.cursor = dict.fromkeys(self.found, 0)
         self.taken: dict[str, str] = {}  # item -> the source that took it
-        self.scores: dict[str, dict[str, float | None]] = {}
+        self.scores: dict[str, dict[str, float]] = {}
         self.seeds: dict[str, str] = {}
         for name, f in self.found.items():
             for n, item_id in enumerate(f.ids):
@@ -47,12 +47,12 @@ class _Merge:
         ids = list(self.taken)
         explanations = [self._explain(item_id) for item_id in ids]
         scores = [self.scores[i][self.taken[i]] for i in ids]
-        return Candidates(ids, scores, "retrieval", explanations)  # type: ignore[arg-type]
+        return Candidates(ids, scores, "retrieval", explanations)
 
     def _explain(self, item_id: str) -> Explanation:
         by = self.taken[item_id]
         scores = self.scores[item_id]
-        return Explanation(REASONS[by], tuple(scores), scores, self.seeds.get(item_id))
+        return Explanation(REASONS[by], tuple(scores), dict(scores), self.seeds.get(item_id))
 
 
 def merge(plan: SourcePlan, found: Mapping[str, Found], limit: int) -> Candidates:
