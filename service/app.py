@@ -77,7 +77,10 @@ def create_app(
             app.state.recommender = recommender = Recommender(index, store, settings, metrics)
             app.state.feedback = loop = FeedbackLoop(store, settings, metrics)
             app.state.shadow = shadow = Shadow(
-                recommender.recommend, metrics, settings.shadow_max_in_flight
+                recommender.recommend,
+                metrics,
+                settings.shadow_max_in_flight,
+                settings.shadow_fraction,
             )
             tasks.append(asyncio.create_task(runtime.sync_forever(), name="sync"))
             if settings.index_worker:

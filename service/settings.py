@@ -187,6 +187,13 @@ class Settings(BaseSettings):
         description="Shadow-variant computations running at once (an experiment's shadow); past "
         "it a request gets no shadow (counted in rec_shadow_skipped_total).",
     )
+    shadow_fraction: float = Field(
+        1.0,
+        gt=0,
+        le=1,
+        description="Share of requests the experiment's shadow variant also answers (it shares "
+        "the CPU with served traffic).",
+    )
     header_timeout_s: float = Field(
         10,
         gt=0,

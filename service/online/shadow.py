@@ -2,13 +2,16 @@
 has left, in a task of its own (its latency is never the client's); its answer is dropped,
 only its latency and its overlap@k with the served list are kept (Prometheus, and the totals
 `GET /v1/experiments` shows). At most ``RECSYS_SHADOW_MAX_IN_FLIGHT`` run at once: past that a
-request gets no shadow (counted as skipped) rather than queueing work behind live traffic.
+request gets no shadow (counted as skipped) rather than queueing work behind live traffic. It
+still shares the CPU and the stage batchers with served requests: ``RECSYS_SHADOW_FRACTION``
+shadows only that share of requests (picked at random).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -41,8 +44,11 @@ class ShadowTotals:
 
 
 class Shadow:
-    def __init__(self, recommend: Recommend, metrics: Metrics, max_in_flight: int) -> None:
+    def __init__(
+        self, recommend: Recommend, metrics: Metrics, max_in_flight: int, fraction: float = 1.0
+    ) -> None:
         self._recommend, self._metrics, self._max = recommend, metrics, max_in_flight
+        self._fraction = fraction
         self._tasks: set[asyncio.Task] = set()
         self.totals: dict[str, ShadowTotals] = {}
 
@@ -50,6 +56,8 @@ class Shadow:
         self, name: str, model: ServableModel, query: RecommendationQuery, served: Sequence[str]
     ) -> None:
         """Start the shadow computation of ``query`` (called on the event loop, returns now)."""
+        if self._fraction < 1.0 and random.random() >= self._fraction:
+            return
         totals = self.totals.setdefault(name, ShadowTotals())
         if len(self._tasks) >= self._max:
             totals.skipped += 1

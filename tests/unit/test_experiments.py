@@ -153,3 +153,14 @@ async def test_the_shadow_runs_off_the_answer_and_reports_latency_and_overlap(se
         assert shadow["runs"] == 10 and 0 <= shadow["mean_overlap_at_k"] <= 1
         metrics = (await c.get("/metrics")).text
         assert 'rec_shadow_duration_seconds_count{variant="s"} 10.0' in metrics
+
+
+@pytest.mark.anyio
+async def test_a_shadow_fraction_shadows_only_some_requests(serve, both):
+    body = {**AB, "variants": [AB["variants"][0]], "shadow": {"name": "s", "bundle": "fake_2"}}
+    async with serve(both, shadow_fraction=0.01) as c:
+        assert (await c.put("/v1/admin/experiment", json=body)).status_code == 200
+        await _answers(c, [f"user{n}" for n in range(40)])
+        await asyncio.sleep(0.2)
+        shadow = (await c.get("/v1/experiments")).json()["shadow"]
+        assert shadow["runs"] < 10 and shadow["skipped"] == 0
