@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Callable
 
 from fastapi import FastAPI
 
-from service.api import http_server
+from service.api import http_server, openapi
 from service.api.admission import Admission, in_flight_limit
 from service.api.errors import install_error_handlers
 from service.api.middleware import RequestMiddleware
@@ -114,6 +114,7 @@ def create_app(
     app.state.runtime = None
     app.state.admission = Admission(in_flight_limit(settings), metrics)
     install_error_handlers(app)
+    openapi.install(app)
     for module in (recommendations, users, items, similar, models, experiments, ops):
         app.include_router(module.router)
     app.add_middleware(

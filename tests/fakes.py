@@ -72,6 +72,7 @@ class FakeModel:
         version: str = "fake_1",
     ) -> None:
         self.version, self.collection = version, f"items_{version}"
+        self.schema = SCHEMA
         self.rules = RequestRules.from_schema(SCHEMA)
         self.encoder = FeatureEncoder.fit(
             SCHEMA,

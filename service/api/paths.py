@@ -16,7 +16,7 @@ from fastapi import Path
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from service.api.errors import ApiError
-from service.validation import ID_RULE, MAX_ID_LENGTH, InvalidInput, check_id
+from service.validation import ID_PATTERN, ID_RULE, MAX_ID_LENGTH, InvalidInput, check_id
 
 ENCODED_SLASH = "\udcaf"
 _DESCRIPTION = f"{ID_RULE}; percent-encoded in the path (`/` as `%2F`, a space as `%20`)"
@@ -53,7 +53,8 @@ def _path_id() -> Any:
     """The OpenAPI of a path id; documented, not enforced by pydantic (its length check
     cannot read `ENCODED_SLASH`): `path_id` enforces the rule."""
     return Path(
-        description=_DESCRIPTION, json_schema_extra={"minLength": 1, "maxLength": MAX_ID_LENGTH}
+        description=_DESCRIPTION,
+        json_schema_extra={"minLength": 1, "maxLength": MAX_ID_LENGTH, "pattern": ID_PATTERN},
     )
 
 

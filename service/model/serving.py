@@ -40,6 +40,7 @@ class ServingModel:
         self.bundle, self.items, self._writer, self._encoder = bundle, items, writer, encoder
         self.version = bundle.version
         self.collection = collection
+        self.schema = schema
         self.rules = RequestRules.from_schema(schema)
         self.popular_items: Sequence[str] = bundle.popular_items
         self.info = ModelInfo(

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from service.features import FeatureSchema
 from service.index import VectorIndex
 from service.state import StateStore
 from service.validation import RequestRules
@@ -105,6 +106,7 @@ class ServableModel(UserEncoder, Ranker, Protocol):
     version: str
     collection: str
     info: ModelInfo
+    schema: FeatureSchema
     rules: RequestRules
     items: Catalog
     popular_items: Sequence[str]

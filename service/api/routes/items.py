@@ -5,6 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends
 
 from service.api.auth import require_api_key
+from service.api.contract import contract_of
 from service.api.deps import current_model, error_responses, runtime
 from service.api.errors import ApiError
 from service.api.paths import item_id_in_path
@@ -21,7 +22,7 @@ ItemId = Annotated[str, Depends(item_id_in_path)]
     status_code=202,
     response_model=ItemsAccepted,
     summary="Add or replace items; indexed asynchronously (202 once durably queued)",
-    responses=error_responses(401, 413, 422, 503),
+    responses=error_responses(400, 401, 413, 422, 503),
 )
 def put_items(
     body: ItemsRequest,
@@ -30,6 +31,9 @@ def put_items(
 ) -> ItemsAccepted:
     """Every row must be one the index will take (a 422 names the row and field otherwise),
     so the worker never meets an item it cannot index."""
+    contract = contract_of(model)
+    for i, item in enumerate(body.items):
+        contract.check("ItemFeatures", item.features, f"items[{i}].features")
     items = [(item.item_id, item.features) for item in body.items]
     rows = model.check_items(items)
     seq = rt.store.put_items([(i, row) for (i, _), row in zip(items, rows, strict=True)])

@@ -8,6 +8,7 @@ from fastapi.responses import Response
 
 from service.api.admission import admitted
 from service.api.auth import require_api_key
+from service.api.contract import contract_of
 from service.api.deps import current_model, error_responses, feedback, recommender, runtime, shadow
 from service.api.request_query import query_of
 from service.api.schemas import RecommendationRequest, RecommendationResponse
@@ -26,7 +27,7 @@ router = APIRouter(tags=["recommendations"], dependencies=[Depends(require_api_k
     "/v1/recommendations",
     response_model=RecommendationResponse,
     summary="Top-k items for a user: real-time user vector, Milvus retrieval, ranker",
-    responses=error_responses(401, 413, 422, 503),
+    responses=error_responses(400, 401, 413, 422, 503),
     dependencies=[Depends(admitted)],
 )
 async def recommend(
@@ -40,10 +41,12 @@ async def recommend(
     """The answer is serialized straight from the domain result with orjson: its shape is
     `RecommendationResponse` (the schema in /openapi.json; a test checks every answer against
     it), without validating every item again on the way out. During an experiment the user's
-    variant (a stable hash of experiment and user id) picks the model; `variant` names it."""
-    query = query_of(body)
+    variant (a stable hash of experiment and user id) picks the model, whose contract the
+    request is checked against; `variant` names it."""
     live = rt.experiments.live
-    variant, model = live.pick(query.user_id) if live is not None else (DEFAULT_VARIANT, model)
+    variant, model = live.pick(body.user_id) if live is not None else (DEFAULT_VARIANT, model)
+    contract_of(model).check_request(body.context, body.user_features, body.filter)
+    query = query_of(body)
     result = await rec.recommend(model, query)
     request_id = request_id_var.get()
     loop.record(request_id, query, result, variant)

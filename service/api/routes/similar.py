@@ -7,6 +7,7 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import TypeAdapter, ValidationError
 
 from service.api.auth import require_api_key
+from service.api.contract import contract_of
 from service.api.deps import current_model, error_responses, runtime
 from service.api.errors import ApiError
 from service.api.paths import item_id_in_path
@@ -16,7 +17,7 @@ from service.online.clock import off_loop
 from service.online.ports import ServableModel
 from service.online.runtime import Runtime
 from service.online.similar import NotIndexed, similar_items
-from service.validation import ID_PATTERN, InvalidInput, check_request_names
+from service.validation import ID_PATTERN, InvalidInput
 
 router = APIRouter(tags=["items"], dependencies=[Depends(require_api_key)])
 ItemId = Annotated[str, Depends(item_id_in_path)]
@@ -42,7 +43,7 @@ async def similar(
     ] = None,
 ) -> SimilarItemsResponse:
     filters = _filters(filter)
-    check_request_names(model.rules, {}, {}, filters)
+    contract_of(model).check("Filter", filters, "filter")
     deadline = rt.settings.search_deadline_ms
     try:
         found = await off_loop(

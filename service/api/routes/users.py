@@ -6,6 +6,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends
 
 from service.api.auth import require_api_key
+from service.api.contract import contract_of
 from service.api.deps import current_model, error_responses, feedback, recommender, runtime
 from service.api.errors import ApiError
 from service.api.paths import user_id_in_path
@@ -25,7 +26,7 @@ UserId = Annotated[str, Depends(user_id_in_path)]
     "/v1/users/{user_id}/events",
     response_model=EventsAccepted,
     summary="Record a user's reads/clicks; the next recommendation uses them",
-    responses=error_responses(401, 413, 422, 503),
+    responses=error_responses(400, 401, 413, 422, 503),
 )
 def add_events(
     user_id: UserId,
@@ -65,7 +66,7 @@ def _unknown_items(rt: Runtime, item_ids: list[str]) -> list[str]:
     "/v1/users/{user_id}",
     response_model=Profile,
     summary="Replace a user's profile features",
-    responses=error_responses(401, 413, 422, 503),
+    responses=error_responses(400, 401, 413, 422, 503),
 )
 def put_profile(
     user_id: UserId,
@@ -73,6 +74,7 @@ def put_profile(
     rt: Annotated[Runtime, Depends(runtime)],
     model: Annotated[ServableModel, Depends(current_model)],
 ) -> Profile:
+    contract_of(model).check("UserFeatures", body.features, "features")
     model.check_profile(body.features)
     rt.store.put_profile(user_id, body.features)
     return Profile(user_id=user_id, features=body.features)
