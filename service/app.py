@@ -21,7 +21,7 @@ from service.api.admission import Admission, in_flight_limit
 from service.api.errors import install_error_handlers
 from service.api.middleware import RequestMiddleware
 from service.api.paths import EncodedSlashes
-from service.api.routes import items, models, ops, recommendations, similar, users
+from service.api.routes import experiments, items, models, ops, recommendations, similar, users
 from service.feedback.loop import FeedbackLoop
 from service.index import VectorIndex
 from service.logs import configure_logging
@@ -31,6 +31,7 @@ from service.online.index_worker import IndexWorker
 from service.online.ports import ModelLoader
 from service.online.recommender import Recommender
 from service.online.runtime import Runtime
+from service.online.shadow import Shadow
 from service.settings import Settings, get_settings
 from service.state import StateStore
 from service.wiring import index_from_settings, store_from_settings
@@ -68,12 +69,19 @@ def create_app(
         runtime = Runtime(settings, index, store, metrics, load_model)
         tasks: list[asyncio.Task] = []
         recommender: Recommender | None = None
+        shadow: Shadow | None = None
         loop: FeedbackLoop | None = None
         try:
             await runtime.start()
             app.state.runtime = runtime
             app.state.recommender = recommender = Recommender(index, store, settings, metrics)
             app.state.feedback = loop = FeedbackLoop(store, settings, metrics)
+            app.state.shadow = shadow = Shadow(
+                recommender.recommend,
+                metrics,
+                settings.shadow_max_in_flight,
+                settings.shadow_fraction,
+            )
             tasks.append(asyncio.create_task(runtime.sync_forever(), name="sync"))
             if settings.index_worker:
                 tasks.append(asyncio.create_task(IndexWorker(runtime).run_forever(), name="worker"))
@@ -86,6 +94,8 @@ def create_app(
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            if shadow is not None:
+                await shadow.drain()
             if recommender is not None:
                 recommender.close()
             if loop is not None:
@@ -105,7 +115,7 @@ def create_app(
     app.state.admission = Admission(in_flight_limit(settings), metrics)
     install_error_handlers(app)
     openapi.install(app)
-    for module in (recommendations, users, items, similar, models, ops):
+    for module in (recommendations, users, items, similar, models, experiments, ops):
         app.include_router(module.router)
     app.add_middleware(
         RequestMiddleware,

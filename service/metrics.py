@@ -11,6 +11,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64)
 POSITION_BUCKETS = (1, 2, 3, 5, 10, 20, 50, 100, 200)
+OVERLAP_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.99, 1.0)
 
 
 class Metrics:
@@ -90,6 +91,29 @@ class Metrics:
         self.model = Info("rec_model", "The bundle being served.", registry=r)
         self.reloads = Counter("rec_model_reloads", "Model reloads.", ["result"], registry=r)
         self._feedback(r)
+        self._shadow(r)
+
+    def _shadow(self, r: CollectorRegistry) -> None:
+        self.shadow_latency = Histogram(
+            "rec_shadow_duration_seconds",
+            "Time the shadow variant took for one request (off the response path).",
+            ["variant"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.shadow_overlap = Histogram(
+            "rec_shadow_overlap",
+            "overlap@k of the shadow variant's top k with the served top k.",
+            ["variant"],
+            buckets=OVERLAP_BUCKETS,
+            registry=r,
+        )
+        self.shadow_skipped = Counter(
+            "rec_shadow_skipped",
+            "Shadow computations skipped (too many in flight) or failed, by reason.",
+            ["variant", "reason"],
+            registry=r,
+        )
 
     def _feedback(self, r: CollectorRegistry) -> None:
         served = ["model_version", "variant"]

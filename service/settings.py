@@ -181,6 +181,19 @@ class Settings(BaseSettings):
         gt=0,
         description="An event is attributed to an impression shown at most this long before it.",
     )
+    shadow_max_in_flight: int = Field(
+        8,
+        ge=1,
+        description="Shadow-variant computations running at once (an experiment's shadow); past "
+        "it a request gets no shadow (counted in rec_shadow_skipped_total).",
+    )
+    shadow_fraction: float = Field(
+        1.0,
+        gt=0,
+        le=1,
+        description="Share of requests the experiment's shadow variant also answers (it shares "
+        "the CPU with served traffic).",
+    )
     header_timeout_s: float = Field(
         10,
         gt=0,

@@ -13,6 +13,7 @@ from service.feedback.loop import FeedbackLoop
 from service.online.ports import ServableModel
 from service.online.recommender import Recommender
 from service.online.runtime import Runtime
+from service.online.shadow import Shadow
 
 
 async def runtime(request: Request) -> Runtime:
@@ -25,6 +26,10 @@ async def recommender(request: Request) -> Recommender:
 
 async def feedback(request: Request) -> FeedbackLoop:
     return request.app.state.feedback
+
+
+async def shadow(request: Request) -> Shadow:
+    return request.app.state.shadow
 
 
 async def current_model(request: Request) -> ServableModel:

@@ -226,6 +226,11 @@ class RecommendationResponse(BaseModel):
         "their quota).",
     )
     timings_ms: dict[str, float]
+    variant: str = Field(
+        "default",
+        description="The experiment variant that served this answer (`default` outside any "
+        "experiment); the impression log records it.",
+    )
 
     model_config = ConfigDict(
         json_schema_extra={
@@ -396,9 +401,66 @@ class VariantOut(BaseModel):
     online: list[OnlineStatsOut]
 
 
+class ShadowOut(BaseModel):
+    name: str
+    model_version: str
+    runs: int = Field(description="Shadow answers computed since this process started.")
+    skipped: int = Field(description="Requests that got no shadow (too many in flight).")
+    failed: int
+    mean_latency_ms: float | None
+    mean_overlap_at_k: float | None = Field(description="Mean |served top k ∩ shadow top k| / k.")
+
+
 class ExperimentsOut(BaseModel):
     since: float = Field(description="When this process started counting (unix seconds).")
     variants: list[VariantOut]
+    name: str | None = Field(None, description="The running experiment (None: no experiment).")
+    shadow: ShadowOut | None = None
+    last_error: str | None = Field(
+        None, description="Why this process could not follow the stored experiment, if so."
+    )
+
+
+class VariantIn(Strict):
+    name: str = Field(min_length=1, max_length=64)
+    bundle: str = Field(
+        min_length=1, max_length=4096, description="Bundle folder inside RECSYS_BUNDLES_ROOT."
+    )
+    weight: float = Field(ge=0, description="Relative share of traffic (normalized).")
+
+
+class ShadowIn(Strict):
+    name: str = Field(min_length=1, max_length=64)
+    bundle: str = Field(min_length=1, max_length=4096)
+
+
+class ExperimentIn(Strict):
+    name: str = Field(
+        min_length=1,
+        max_length=64,
+        description="Part of the assignment hash: a new name reshuffles users.",
+    )
+    variants: list[VariantIn] = Field(
+        min_length=1, max_length=8, description="The first is the control."
+    )
+    shadow: ShadowIn | None = Field(
+        None, description="Computed beside the served answer, never returned."
+    )
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "ranker-v2",
+                    "variants": [
+                        {"name": "control", "bundle": "posts_a", "weight": 0.5},
+                        {"name": "candidate", "bundle": "posts_b", "weight": 0.5},
+                    ],
+                }
+            ]
+        },
+    )
 
 
 class GateOut(BaseModel):

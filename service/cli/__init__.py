@@ -12,12 +12,12 @@ from importlib.metadata import EntryPoint, entry_points
 
 import typer
 
-from service.cli import bench, bundle, index, lite, rollout, serve, users
+from service.cli import bench, bundle, experiment, index, lite, rollout, serve, users
 from service.cli.common import fail
 
 PLUGIN_GROUP = "recsys.commands"
 INSTALL_HINT = "pip install 'recsys[train]' (or: make install)"
-SERVING_GROUPS = (serve, index, rollout, bundle, users, lite, bench)
+SERVING_GROUPS = (serve, index, rollout, experiment, bundle, users, lite, bench)
 
 
 def build_app(plugins: Iterable[EntryPoint] | None = None) -> typer.Typer:

@@ -40,7 +40,13 @@ class FeedbackLoop:
             else None
         )
 
-    def record(self, request_id: str, query: RecommendationQuery, result: Recommendation) -> None:
+    def record(
+        self,
+        request_id: str,
+        query: RecommendationQuery,
+        result: Recommendation,
+        variant: str = DEFAULT_VARIANT,
+    ) -> None:
         if self.writer is None:
             return
         impression = Impression(
@@ -48,7 +54,7 @@ class FeedbackLoop:
             ts=time.time(),
             user_id=result.user_id,
             model_version=result.model_version,
-            variant=DEFAULT_VARIANT,
+            variant=variant,
             items=tuple(
                 ShownItem(item.item_id, n, item.score, item.source)
                 for n, item in enumerate(result.items, start=1)

@@ -52,6 +52,7 @@ class IndexWorker:
             refused = write_isolating(lambda batch: _write(model, batch), claimed)
         bad = {c.item_id for c, _ in refused}
         done = [c for c in claimed if c.item_id not in bad]
+        self._write_variants(model, done)
         store.ack(done, model.version)
         for item, why in refused:
             self._refused(item, why)
@@ -59,6 +60,23 @@ class IndexWorker:
         metrics.indexed.labels("upsert").inc(sum(not c.deleted for c in done))
         metrics.indexed.labels("delete").inc(sum(c.deleted for c in done))
         return len(claimed)
+
+    def _write_variants(self, model: ServableModel, done: Sequence[ClaimedItem]) -> None:
+        """An experiment's other bundles get the same changes in their own collections; the
+        queue follows the served model only, so a change one of them refuses is logged and
+        left out of that variant's collection (not retried)."""
+        for other in self.runtime.experiments.models():
+            if other is model or not done:
+                continue
+            try:
+                _write(other, done)
+            except (VectorIndexError, ValueError) as exc:
+                log.warning(
+                    "experiment collection %s missed %d changes: %s",
+                    other.collection,
+                    len(done),
+                    exc,
+                )
 
     def _refused(self, item: ClaimedItem, why: str) -> None:
         s, metrics = self.settings, self.runtime.metrics

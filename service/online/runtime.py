@@ -31,6 +31,7 @@ from service.metrics import Metrics
 from service.online import gate
 from service.online.gate import GATE_METRICS, GateDecision, RolloutRefused
 from service.online.ports import ModelLoader, ModelLoadError, ServableModel
+from service.online.variants import Experiments
 from service.settings import Settings
 from service.state import StateStore, StoreError
 
@@ -59,6 +60,11 @@ class Runtime:
         self.last_reload_error: str | None = None
         self._reload_lock = asyncio.Lock()
         self._failed_follow: tuple[str, float] | None = None  # (path, when it failed)
+        self.experiments = Experiments(
+            store,
+            lambda path, require_items: load_model(path, index, store, require_items),
+            lambda: (self.model_path, self.model),
+        )
 
     # rollout record
     def _rollout(self) -> dict[str, str]:
@@ -173,7 +179,8 @@ class Runtime:
 
     # background sync
     async def sync_once(self) -> None:
-        """Apply catalog changes, follow a reload made by another process, update gauges."""
+        """Apply catalog changes, follow a reload or an experiment made by another process,
+        update gauges."""
         model = self.model
         if model is not None and not model.collection_ready:
             await self._open_collection(model)
@@ -181,7 +188,12 @@ class Runtime:
             await anyio.to_thread.run_sync(model.items.sync, self.store)
             self.metrics.items.set(len(model.items))
             self.metrics.unencodable_items.set(len(model.items.unencodable))
+        for other in self.experiments.models():
+            if not other.collection_ready:
+                await self._open_collection(other)
+            await anyio.to_thread.run_sync(other.items.sync, self.store)
         self.metrics.queue_depth.set(await anyio.to_thread.run_sync(self.store.pending_count))
+        await self.experiments.follow()
         active = (await anyio.to_thread.run_sync(self._rollout)).get("active")
         if self._should_follow(active):
             async with self._reload_lock:

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends
 
 from service.api.auth import require_admin_key, require_api_key
-from service.api.deps import current_model, error_responses, feedback, runtime
+from service.api.deps import current_model, error_responses, feedback, runtime, shadow
 from service.api.errors import ApiError
 from service.api.schemas import (
     ExperimentsOut,
@@ -15,13 +15,13 @@ from service.api.schemas import (
     ModelOut,
     ReloadOut,
     ReloadRequest,
-    VariantOut,
 )
+from service.api.variants import describe_experiments
 from service.feedback.loop import FeedbackLoop
-from service.feedback.records import DEFAULT_VARIANT
 from service.online.gate import RolloutRefused
 from service.online.ports import ModelLoadError, ServableModel
 from service.online.runtime import Runtime
+from service.online.shadow import Shadow
 from service.settings import reload_root
 from service.validation import OutsideBundlesRoot, check_bundle_path
 
@@ -73,18 +73,19 @@ def get_model(
     "/v1/experiments",
     response_model=ExperimentsOut,
     summary="The variants being served, with impressions, positives and CTR since start",
-    description="One variant (`default`, all traffic) until A/B experiments exist; its "
-    "`online` rows cover every model version it served since this process started.",
+    description="Without an experiment, one variant (`default`, all traffic); during one "
+    "(`PUT /v1/admin/experiment`), its variants with their weights, and its shadow's latency "
+    "and overlap@k. `online` rows cover what this process served since it started.",
     dependencies=[Depends(require_api_key)],
     responses=error_responses(401, 503),
 )
 def get_experiments(
+    rt: Annotated[Runtime, Depends(runtime)],
     model: Annotated[ServableModel, Depends(current_model)],
     loop: Annotated[FeedbackLoop, Depends(feedback)],
+    shadows: Annotated[Shadow, Depends(shadow)],
 ) -> ExperimentsOut:
-    rows = [r for r in loop.stats.summary() if r["variant"] == DEFAULT_VARIANT]
-    variant = VariantOut(name=DEFAULT_VARIANT, weight=1.0, model_version=model.version, online=rows)
-    return ExperimentsOut(since=loop.stats.started_at, variants=[variant])
+    return describe_experiments(rt, model, loop, shadows)
 
 
 @router.post(
