@@ -16,6 +16,7 @@ from pydantic import (
 )
 
 from service.index.port import MAX_LIMIT
+from service.online.experiment import NAME as EXPERIMENT_NAME
 from service.validation import (
     BUNDLE_PATH_PATTERN,
     BUNDLE_PATH_RULE,
@@ -40,6 +41,19 @@ Features = Annotated[dict[FeatureName, FeatureValue], Field(max_length=64)]
 MAX_K, MAX_CANDIDATES, MAX_EXCLUSIONS, MAX_BATCH = 200, MAX_LIMIT, 1000, 1000
 MAX_SESSION_EVENTS = 100
 SourceName = Literal["two_tower", "item_to_item", "trending", "fresh"]
+
+
+BundlePath = Annotated[
+    str,
+    StringConstraints(max_length=4096),
+    AfterValidator(check_bundle_text),
+    WithJsonSchema(
+        {"type": "string", "pattern": BUNDLE_PATH_PATTERN, "maxLength": 4096},
+        mode="validation",
+    ),
+    Field(description=BUNDLE_PATH_RULE),
+]
+VariantName = Annotated[str, StringConstraints(pattern=EXPERIMENT_NAME.pattern)]
 
 
 def _whole_number(value: Any) -> Any:
@@ -422,23 +436,19 @@ class ExperimentsOut(BaseModel):
 
 
 class VariantIn(Strict):
-    name: str = Field(min_length=1, max_length=64)
-    bundle: str = Field(
-        min_length=1, max_length=4096, description="Bundle folder inside RECSYS_BUNDLES_ROOT."
-    )
+    name: VariantName
+    bundle: BundlePath = Field(description="Bundle folder inside RECSYS_BUNDLES_ROOT.")
     weight: float = Field(ge=0, description="Relative share of traffic (normalized).")
 
 
 class ShadowIn(Strict):
-    name: str = Field(min_length=1, max_length=64)
-    bundle: str = Field(min_length=1, max_length=4096)
+    name: VariantName
+    bundle: BundlePath = Field(description="Bundle folder inside RECSYS_BUNDLES_ROOT.")
 
 
 class ExperimentIn(Strict):
-    name: str = Field(
-        min_length=1,
-        max_length=64,
-        description="Part of the assignment hash: a new name reshuffles users.",
+    name: VariantName = Field(
+        description="Part of the assignment hash: a new name reshuffles users."
     )
     variants: list[VariantIn] = Field(
         min_length=1, max_length=8, description="The first is the control."
@@ -477,14 +487,7 @@ class ReloadOut(ModelOut):
 
 
 class ReloadRequest(Strict):
-    bundle: Annotated[
-        str,
-        AfterValidator(check_bundle_text),
-        WithJsonSchema({"type": "string", "pattern": BUNDLE_PATH_PATTERN, "maxLength": 4096}),
-    ] = Field(
-        max_length=4096,
-        description=f"Bundle folder to serve, inside the bundles root: {BUNDLE_PATH_RULE}.",
-    )
+    bundle: BundlePath = Field(description="Bundle folder to serve, inside the bundles root.")
     force: bool = Field(
         False, description="Serve it even if the rollout gate refuses (the answer says forced)."
     )

@@ -134,9 +134,12 @@ async def test_an_experiment_that_cannot_start_changes_nothing(serve, both):
         assert "treatment" in r.json()["error"]["message"]
         outside = {**AB, "variants": [{**AB["variants"][0], "bundle": "/etc"}]}
         r = await c.put("/v1/admin/experiment", json=outside)
-        assert r.status_code == 422 and r.json()["error"]["field"] == "variants[0].bundle"
+        assert r.status_code == 403 and r.json()["error"]["field"] == "variants[0].bundle"
+        dots = {**AB, "variants": [{**AB["variants"][0], "bundle": "../x"}]}
+        assert (await c.put("/v1/admin/experiment", json=dots)).status_code == 422
         zero = {**AB, "variants": [{**v, "weight": 0} for v in AB["variants"]]}
-        assert (await c.put("/v1/admin/experiment", json=zero)).status_code == 422
+        r = await c.put("/v1/admin/experiment", json=zero)  # the schema cannot rule it out
+        assert r.status_code == 409 and r.json()["error"]["field"] == "variants"
         assert (await c.get("/v1/experiments")).json()["name"] is None
 
 

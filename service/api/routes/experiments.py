@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, Depends
@@ -17,7 +18,7 @@ from service.online.ports import ModelLoadError, ServableModel
 from service.online.runtime import Runtime
 from service.online.shadow import Shadow
 from service.settings import reload_root
-from service.validation import check_bundle_path
+from service.validation import OutsideBundlesRoot, check_bundle_path
 
 router = APIRouter(tags=["experiments"], dependencies=[Depends(require_admin_key)])
 
@@ -30,7 +31,7 @@ router = APIRouter(tags=["experiments"], dependencies=[Depends(require_admin_key
     "first (409 `experiment_refused` if one fails; nothing changes); then the experiment is "
     "stored and every serving process follows it. Weights are relative (normalized); the "
     "rollout gate does not apply to experiments.",
-    responses=error_responses(401, 403, 409, 422, 503),
+    responses=error_responses(400, 401, 403, 409, 422, 503),
 )
 async def put_experiment(
     body: ExperimentIn,
@@ -39,21 +40,25 @@ async def put_experiment(
     loop: Annotated[FeedbackLoop, Depends(feedback)],
     shadows: Annotated[Shadow, Depends(shadow)],
 ) -> ExperimentsOut:
-    """A bundle outside the bundles root (`RECSYS_BUNDLES_ROOT`) is a 422 naming its field."""
+    """A bundle outside the bundles root (`RECSYS_BUNDLES_ROOT`) is a 403 naming its field;
+    variants the schema cannot rule out (names not unique, `default`, all weights 0) a 409."""
     root = reload_root(rt.settings)
-    variants = [
-        Variant(v.name, str(check_bundle_path(v.bundle, root, f"variants[{n}].bundle")), v.weight)
-        for n, v in enumerate(body.variants)
-    ]
-    shadow_variant = (
-        Variant(body.shadow.name, str(check_bundle_path(body.shadow.bundle, root, "shadow.bundle")))
-        if body.shadow is not None
-        else None
-    )
+    try:
+        variants = [
+            Variant(v.name, _bundle(v.bundle, root, f"variants[{n}].bundle"), v.weight)
+            for n, v in enumerate(body.variants)
+        ]
+        shadow_variant = (
+            Variant(body.shadow.name, _bundle(body.shadow.bundle, root, "shadow.bundle"))
+            if body.shadow is not None
+            else None
+        )
+    except OutsideBundlesRoot as exc:
+        raise ApiError(403, str(exc), exc.field) from None
     try:
         experiment = checked(body.name, variants, shadow_variant)
     except InvalidExperiment as exc:
-        raise ApiError(422, str(exc), exc.field) from None
+        raise ApiError(409, str(exc), exc.field, code="experiment_refused") from None
     try:
         await rt.experiments.start(experiment)
     except ModelLoadError as exc:
@@ -77,3 +82,7 @@ async def delete_experiment(
 ) -> ExperimentsOut:
     await rt.experiments.stop()
     return describe_experiments(rt, model, loop, shadows)
+
+
+def _bundle(text: str, root: Path | None, field: str) -> str:
+    return str(check_bundle_path(text, root, field))
