@@ -15,7 +15,7 @@ import pytest
 from service.bundle import read_manifest
 from service.online.experiment import assign
 from service.state import open_store
-from tests.e2e.support import Deployment, deploy, serving
+from tests.e2e.support import deploy, serving
 from tests.e2e.test_feedback_loop import recsys
 
 pytestmark = pytest.mark.anyio
@@ -24,9 +24,12 @@ WEIGHTS = (0.7, 0.3)
 
 
 async def test_an_ab_split_is_sticky_and_its_report_matches_the_raw_counts(
-    deployment: Deployment, second_bundle: Path, posts_dir: Path, tmp_path: Path
+    posts_bundle: Path, second_bundle: Path, posts_dir: Path, tmp_path: Path
 ):
-    deploy(second_bundle, posts_dir, tmp_path, deployment.milvus_uri, deployment.store_uri)
+    """Its own index and store: the experiment it starts must not reach other tests."""
+    milvus, store_uri = str(tmp_path / "milvus.db"), f"sqlite:///{tmp_path / 'state.db'}"
+    deployment = deploy(posts_bundle, posts_dir, tmp_path, milvus, store_uri)
+    deploy(second_bundle, posts_dir, tmp_path, milvus, store_uri)
     versions = {
         "control": read_manifest(deployment.bundle).version,
         "treatment": read_manifest(second_bundle).version,
