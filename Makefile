@@ -11,7 +11,7 @@ PORT ?=
 MILVUS_PORT ?=
 DEMO_FLAGS := $(if $(PORT),--port $(PORT)) $(if $(MILVUS_PORT),--milvus-port $(MILVUS_PORT))
 
-.PHONY: install install-demo test test-serving lint format demo
+.PHONY: install install-demo test test-serving lint format audit demo
 
 # What the demo needs: the service and the `train` extra (no test tools, no test Milvus server).
 $(VENV)/.demo-installed: pyproject.toml
@@ -56,6 +56,16 @@ lint: install
 format: install
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
+
+# Known vulnerabilities in what the service runs on (the serving install: base + dev extras),
+# from the PyPI advisory database. Needs pypi.org's JSON API: not in CI, whose registry mirror
+# carries no advisories (README, "Security").
+# pip-audit runs from a venv of its own, so its dependencies are not audited with the service's.
+audit: $(SERVE_VENV)/.installed
+	[ -x .venv-audit/bin/pip-audit ] || { $(PYTHON) -m venv .venv-audit && \
+	  .venv-audit/bin/python -m pip install -q pip-audit; }
+	.venv-audit/bin/pip-audit --strict --skip-editable --progress-spinner off \
+	  --path "$$($(SERVE_VENV)/bin/python -c 'import sysconfig; print(sysconfig.get_path("purelib"))')"
 
 # From a fresh clone to a running API on the embedded default (Milvus Lite file + SQLite):
 # data -> train -> index -> profiles -> serve on :8000. A second run reuses what exists.

@@ -65,6 +65,11 @@ class Settings(BaseSettings):
     admin_api_keys: list[str] = Field(
         default_factory=list, description="Keys for /v1/admin routes (JSON list)."
     )
+    cors_origins: list[str] = Field(
+        default_factory=list,
+        description="Browser origins allowed to call the API (JSON list, e.g. "
+        '["https://shop.example"]). Empty: no CORS headers, browsers on other origins are refused.',
+    )
     admin_loopback_only: bool = Field(
         False,
         description="Admin routes answer loopback clients only (403 otherwise), so a published "

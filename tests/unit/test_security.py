@@ -146,3 +146,32 @@ async def test_a_store_outage_on_writes_and_reads_is_a_503_with_retry_after(
     assert r.headers["retry-after"] == "1" and r.json()["error"]["code"] == "unavailable"
     store.down = False
     assert (await client.request(method, path, json=body)).status_code in (200, 202, 404)
+
+
+async def test_the_key_is_checked_before_the_body_is_read(serve):
+    async with serve(api_keys=["user-key"]) as c:
+        for body in (b"{not json", b'{"user_id": 5}', b"\xff" * 10):
+            r = await c.post("/v1/recommendations", content=body)
+            assert r.status_code == 401 and r.json()["error"]["code"] == "unauthorized"
+
+
+PREFLIGHT = {"Origin": "https://shop.example", "Access-Control-Request-Method": "POST"}
+
+
+async def test_cors_is_off_unless_origins_are_configured(serve):
+    async with serve() as c:
+        r = await c.options("/v1/recommendations", headers=PREFLIGHT)
+        assert "access-control-allow-origin" not in r.headers
+        r = await c.post(
+            "/v1/recommendations", json={"user_id": "known", "k": 1}, headers=PREFLIGHT
+        )
+        assert r.status_code == 200 and "access-control-allow-origin" not in r.headers
+
+
+async def test_configured_origins_and_only_they_get_cors_headers(serve):
+    async with serve(cors_origins=["https://shop.example"]) as c:
+        allowed = await c.options("/v1/recommendations", headers=PREFLIGHT)
+        assert allowed.headers["access-control-allow-origin"] == "https://shop.example"
+        other = {**PREFLIGHT, "Origin": "https://evil.example"}
+        refused = await c.options("/v1/recommendations", headers=other)
+        assert "access-control-allow-origin" not in refused.headers
