@@ -58,13 +58,16 @@ def posts_bundle(posts_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> P
 
 
 @contextlib.contextmanager
-def redis_server(workdir: Path, *args: str) -> Iterator[tuple[subprocess.Popen, int]]:
-    """A real ``redis-server`` on a free loopback port, no persistence, stopped at the end;
-    ``args`` are extra options (``--requirepass``, ...)."""
+def redis_server(
+    workdir: Path, *args: str, port: int | None = None
+) -> Iterator[tuple[subprocess.Popen, int]]:
+    """A real ``redis-server`` on loopback (a free port unless given), no persistence unless
+    ``args`` (extra options: ``--requirepass``, ``--appendonly yes``, ...) say otherwise,
+    stopped at the end."""
     binary = shutil.which("redis-server")
     if binary is None:
         pytest.skip("redis-server is not installed (.ci/run installs Debian's redis-server)")
-    port = free_port()
+    port = port or free_port()
     options = ["--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
     proc = subprocess.Popen(
         [binary, *options, "--dir", str(workdir), *args],
