@@ -30,13 +30,22 @@ class Deployed:
         self.store.close()
 
 
-def deploy(bundle: Bundle, dataset: Dataset, workdir: Path, events_per_user: int) -> Deployed:
-    """Index every item, import every profile and post every training positive as a ``read``.
+def deploy(
+    bundle: Bundle,
+    dataset: Dataset,
+    workdir: Path,
+    events_per_user: int,
+    milvus_uri: str | None = None,
+    store_uri: str | None = None,
+) -> Deployed:
+    """Index every item, import every profile and post every training positive as a ``read``;
+    into a Milvus Lite file and a SQLite store in ``workdir`` unless URIs are given.
 
     The data sets carry no publish time, so the catalog takes the items in the order of their
     first interaction (never-seen items first): the order the ``fresh`` source reads."""
     workdir.mkdir(parents=True, exist_ok=True)
-    milvus_uri, store_uri = str(workdir / "milvus.db"), f"sqlite:///{workdir / 'state.db'}"
+    milvus_uri = milvus_uri or str(workdir / "milvus.db")
+    store_uri = store_uri or f"sqlite:///{workdir / 'state.db'}"
     index = open_index(milvus_uri, timeout_s=30)
     store = open_store(store_uri, events_per_user=events_per_user)
     items = workdir / "items.parquet"
