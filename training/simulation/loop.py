@@ -73,41 +73,28 @@ def run_simulation(s: SimulationSettings, say: Callable[[str], None]) -> dict[st
         deploy(load_bundle(first), dataset, s.workdir / "serve", 200, lite.uri, store_uri).close()
         with running_service(first, bundles, s.workdir, lite.uri, store_uri) as url:
             api = Api(url)
-            loop = Loop(s, world, api, seen, popular, say)
+            traffic = Traffic(s, world, api, seen, popular, say)
+            rollout = Rollout(api, train, bundles, lite.uri, store_uri, s.workdir, say)
             try:
-                rounds = [loop.serve_round(0, {"default": first})]
-                serving, gate_checks = first, []
+                rounds = [traffic.serve_round(0, {"default": first})]
+                serving = first
                 for n in range(1, s.rounds + 1):
-                    exported = loop.export(store_uri, serving, n)
-                    candidate = train_bundle(str(exported), None, bundles, train, _quiet, serving)
-                    _index(candidate, lite.uri, store_uri, s.workdir / "serve" / "items.parquet")
-                    status, answer = api.reload(candidate)
-                    gate_checks.append(_gate("retrained", n, status, answer))
-                    say(f"round {n}: reload of the retrained bundle -> {status}")
-                    serving = candidate if status == 200 else serving
-                    if n == 1:
-                        worse = _worse_bundle(exported, bundles, train, serving)
-                        _index(worse, lite.uri, store_uri, s.workdir / "serve" / "items.parquet")
-                        status, answer = api.reload(worse)
-                        gate_checks.append(_gate("worse", n, status, answer))
-                        say(f"round {n}: reload of the deliberately worse bundle -> {status}")
-                        if status == 200:  # the gate missed it: serve the retrained one again
-                            api.reload(serving, force=True)
+                    serving = rollout.retrain(n, serving)
                     api.experiment("loop", {CONTROL: first, RETRAINED: serving})
-                    rounds.append(loop.serve_round(n, {CONTROL: first, RETRAINED: serving}))
+                    rounds.append(traffic.serve_round(n, {CONTROL: first, RETRAINED: serving}))
             finally:
                 api.close()
         time.sleep(0.5)
-        totals = loop.totals(store_uri)
+        totals = traffic.totals(store_uri)
     return {
         "settings": {k: v for k, v in asdict(s).items() if k != "workdir"},
         "rounds": rounds,
-        "gate": gate_checks,
+        "gate": rollout.gate_checks,
         "totals": totals,
     }
 
 
-class Loop:
+class Traffic:
     """The simulated users' side: requests, clicks, and what was accepted."""
 
     def __init__(
@@ -176,21 +163,6 @@ class Loop:
             "popularity_expected_ctr": float(np.mean(expected["popularity"])),
         }
 
-    def export(self, store_uri: str, serving: Path, n: int) -> Path:
-        store = open_store(store_uri)
-        try:
-            bundle = load_bundle(serving)
-            summary = export_dataset(
-                store,
-                bundle.encoder.schema,
-                bundle.manifest.models["ranker"].features,
-                self.s.workdir / f"traffic-{n}",
-                self.started,
-            )
-        finally:
-            store.close()
-        return summary.config
-
     def totals(self, store_uri: str) -> dict[str, Any]:
         """What the service accepted against what the store holds."""
         store = open_store(store_uri)
@@ -207,6 +179,60 @@ class Loop:
             "clicks_attributed": positives,
             "variant_sticky_per_user": sticky,
         }
+
+
+class Rollout:
+    """The operator's side of a round: export, retrain, index, gated reload."""
+
+    def __init__(
+        self,
+        api: Api,
+        train: TrainConfig,
+        bundles: Path,
+        milvus_uri: str,
+        store_uri: str,
+        workdir: Path,
+        say: Callable[[str], None],
+    ) -> None:
+        self.api, self.train, self.bundles, self.say = api, train, bundles, say
+        self.milvus_uri, self.store_uri, self.workdir = milvus_uri, store_uri, workdir
+        self.started = time.time()
+        self.gate_checks: list[dict[str, Any]] = []
+
+    def retrain(self, n: int, serving: Path) -> Path:
+        """Retrain on all traffic so far and offer it to the gate; the bundle serving after.
+        In round 1 the gate is also offered a deliberately worse bundle."""
+        exported = self._export(serving, n)
+        candidate = train_bundle(str(exported), None, self.bundles, self.train, _quiet, serving)
+        if self._offer("retrained", n, candidate):
+            serving = candidate
+        if n == 1:
+            worse = _worse_bundle(exported, self.bundles, self.train, serving)
+            if self._offer("worse", n, worse):  # the gate missed it: serve the retrained one
+                self.api.reload(serving, force=True)
+        return serving
+
+    def _offer(self, which: str, n: int, bundle: Path) -> bool:
+        _index(bundle, self.milvus_uri, self.store_uri, self.workdir / "serve" / "items.parquet")
+        status, answer = self.api.reload(bundle)
+        self.gate_checks.append(_gate(which, n, status, answer))
+        self.say(f"round {n}: reload of the {which} bundle -> {status}")
+        return status == 200
+
+    def _export(self, serving: Path, n: int) -> Path:
+        store = open_store(self.store_uri)
+        try:
+            bundle = load_bundle(serving)
+            summary = export_dataset(
+                store,
+                bundle.encoder.schema,
+                bundle.manifest.models["ranker"].features,
+                self.workdir / f"traffic-{n}",
+                self.started,
+            )
+        finally:
+            store.close()
+        return summary.config
 
 
 def _positives(train: pd.DataFrame) -> dict[str, set[str]]:
