@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from service.bench.ab import Comparison, server_ab
 from service.bench.catalog import BenchCatalog, build_catalog
-from service.bench.impressions import impressions_ab
 from service.bench.load import API_KEY, CpuMeter, LoadResult, closed_loop, open_loop, require_wrk
 from service.bundle import load_bundle
 from service.index import open_index
@@ -47,7 +47,8 @@ class BenchConfig:
     floor_requests: int = 300
     cache: Path = Path("bench-results/cache")
     seed: int = 0
-    impression_rounds: int = 0  # > 0: only the impressions off/on comparison, this many rounds
+    ab: Comparison | None = None  # only this comparison of two server settings (service.bench.ab)
+    ab_rounds: int = 3
 
 
 @dataclass
@@ -71,9 +72,9 @@ def run(config: BenchConfig, say: Callable[[str], None]) -> dict:
     workdir = config.cache / f"{bundle.version}-{config.items}-{config.users}-{config.seed}"
     say(f"catalog: {config.items} items, {config.users} users in {workdir}")
     catalog = build_catalog(bundle, config.items, config.users, workdir, config.seed)
-    if config.impression_rounds:
+    if config.ab is not None:
         result = _result(config, bundle.version, {}, [])
-        return {**result, "impressions": impressions_ab(config, catalog, _server, say)}
+        return {**result, config.ab.name: server_ab(config, catalog, _server, say, config.ab)}
     floor = stage_floor(config, catalog)
     say(f"floor (stages called directly): p50 {floor['p50_ms']:.2f} ms, p99 {floor['p99_ms']:.2f}")
     prototype = ServerRun("prototype")

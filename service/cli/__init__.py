@@ -57,4 +57,5 @@ def _missing(name: str, exc: ImportError) -> Callable[[], None]:
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per request otherwise
     build_app()()

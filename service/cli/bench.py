@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from service.bench import impressions, report
+from service.bench import ab, report
 from service.bench.run import BenchConfig, run
 from service.cli.common import console, fail
 
@@ -42,9 +42,20 @@ def bench(
             "RECSYS_IMPRESSIONS off then on, p50/p99 ratios per level.",
         ),
     ] = 0,
+    sources_ab: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="Only measure the candidate sources: this many rounds of recsys with "
+            "RECSYS_SOURCES two_tower alone then all four, p50/p99 ratios per level and "
+            "timings_ms per stage.",
+        ),
+    ] = 0,
 ) -> None:
     """Build a catalog, serve it (recsys and a bare prototype, real uvicorn), load both with
     wrk and an open-loop client on loopback, and report the goal lines."""
+    if impressions_ab and sources_ab:
+        fail("--impressions-ab and --sources-ab are separate runs: give one of them", 2)
     defaults = BenchConfig(bundle=bundle)
     config = BenchConfig(
         bundle=bundle,
@@ -57,7 +68,8 @@ def bench(
         rates=tuple(rates or defaults.rates),
         workers=tuple(workers or defaults.workers),
         cache=out / "cache",
-        impression_rounds=impressions_ab,
+        ab=ab.IMPRESSIONS if impressions_ab else ab.SOURCES if sources_ab else None,
+        ab_rounds=impressions_ab or sources_ab,
     )
     baseline = json.loads(compare.read_text()) if compare else None
     try:
@@ -65,8 +77,8 @@ def bench(
     except RuntimeError as exc:
         fail(str(exc))
     path = report.write(result, out)
-    if "impressions" in result:
-        for line in impressions.lines(result["impressions"]):
+    if config.ab is not None:
+        for line in ab.lines(result[config.ab.name]):
             console.print(line)
         console.print(f"wrote {path}")
         return

@@ -186,3 +186,22 @@ async def test_exploration_is_reproducible_from_its_seed(recommend):
     ]
     assert draws[0] == draws[1]
     assert len({tuple(d) for d in draws[1:]}) > 1  # other seeds draw other items
+
+
+async def test_the_store_counts_trending_falls_back_to_are_read_once_not_per_request(
+    index, store, model, make_settings, monkeypatch
+):
+    store.add_events("other", [Event(f"i{n}", "read", 3.0) for n in range(20, 30)])
+    reads = []
+    counted = store.popular_items
+    monkeypatch.setattr(store, "popular_items", lambda n: reads.append(n) or counted(n))
+    recommender = Recommender(index, store, make_settings(), Metrics())
+    try:
+        for _ in range(3):
+            answer = await recommender.recommend(
+                model, RecommendationQuery("known", k=5, candidates=10, sources={"trending": 1.0})
+            )
+            assert [i.explanation.reason for i in answer.items] == ["trending"] * 5
+    finally:
+        recommender.close()
+    assert len(reads) == 1

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import shutil
 import tempfile
 from pathlib import Path
@@ -37,7 +36,6 @@ def simulate(
     export -> retrain -> gated reload, with an A/B of the round-0 bundle against the retrained
     one and a deliberately worse bundle offered to the gate."""
     need_training()
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per request otherwise
     from training.simulation.loop import SimulationSettings, run_simulation
     from training.simulation.report import chart, table
 
