@@ -125,6 +125,10 @@ class FakeModel:
         arrays, _known = self.items.gather(item_ids)
         return arrays
 
+    def item_vectors(self, item_ids: Sequence[str]) -> dict[str, np.ndarray]:
+        held = [i for i in item_ids if i in self.items]
+        return dict(zip(held, self._vectors(held), strict=True)) if held else {}
+
     def score(
         self, users: EncodedUser, owners: np.ndarray, items: Mapping[str, np.ndarray]
     ) -> np.ndarray:
@@ -155,13 +159,13 @@ class FakeModel:
             self.index.upsert(
                 self.version,
                 ids,
-                self.item_vectors(ids),
+                self._vectors(ids),
                 attribute_columns(self.rules.attributes, rows),
             )
         if deletes:
             self.index.delete(self.version, deletes)
 
-    def item_vectors(self, ids: Sequence[str]) -> np.ndarray:
+    def _vectors(self, ids: Sequence[str]) -> np.ndarray:
         rows = self.encoder.vocabs["item_id"].ids(ids)
         return self._unit(self.tables["item_id"][rows]).astype(np.float32)
 

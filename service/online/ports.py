@@ -116,6 +116,10 @@ class ServableModel(UserEncoder, Ranker, Protocol):
         """Create or verify and load the model's collection; raises `VectorIndexError`."""
         ...
 
+    def item_vectors(self, item_ids: Sequence[str]) -> dict[str, np.ndarray]:
+        """Item vectors the model computes itself for ids it holds (the rest left out)."""
+        ...
+
     def knows_user(self, user_id: str) -> bool:
         """Whether the user tower was trained on this id (else, and with no profile and no
         events, the request is a cold start)."""

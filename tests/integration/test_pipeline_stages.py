@@ -164,3 +164,13 @@ def test_item_table_sync_pages_through_the_store(served, tmp_path):
     assert table.sync(store, page=10) == 25
     assert len(table) == 25 and table.seq == store.last_seq()
     store.close()
+
+
+def test_item_vectors_from_the_item_table_are_the_indexed_ones(served):
+    model, index, _ = served
+    ids = model.items.item_ids()[:50]
+    computed = model.item_vectors([*ids, "not-in-the-catalog"])
+    indexed = index.vectors(model.version, ids)
+    assert set(computed) == set(ids) == set(indexed)
+    for item_id in ids:
+        np.testing.assert_allclose(computed[item_id], indexed[item_id], rtol=1e-5, atol=1e-6)

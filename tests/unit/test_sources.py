@@ -205,3 +205,19 @@ async def test_the_store_counts_trending_falls_back_to_are_read_once_not_per_req
     finally:
         recommender.close()
     assert len(reads) == 1
+
+
+async def test_item_to_item_takes_seed_vectors_from_the_model_and_the_rest_from_the_index(
+    recommend, store, model, index, monkeypatch
+):
+    store.add_events("known", [Event("i3", "read", 1.0), Event("i7", "read", 2.0)])
+    asked: list[list[str]] = []
+    lookup, held = index.vectors, model.item_vectors
+    monkeypatch.setattr(index, "vectors", lambda v, ids: asked.append(list(ids)) or lookup(v, ids))
+    answer = await recommend(k=5, candidates=10, sources={"item_to_item": 1.0})
+    assert asked == [] and {i.explanation.similar_to for i in answer.items} <= {"i3", "i7"}
+
+    monkeypatch.setattr(model, "item_vectors", lambda ids: held([i for i in ids if i != "i3"]))
+    answer = await recommend(k=10, candidates=20, sources={"item_to_item": 1.0})
+    assert asked == [["i3"]]  # only the seed the model does not hold
+    assert {i.explanation.similar_to for i in answer.items} == {"i3", "i7"}

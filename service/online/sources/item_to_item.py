@@ -1,8 +1,9 @@
 """Item-to-item: neighbours of the user's most recent items by item vector.
 
-The seeds' vectors are read from the index (one lookup by id), then one batched search finds
-every seed's neighbours (nq = seeds); a candidate near several seeds keeps its best score and
-names that seed (`similar_to`), so a UI can say "because you read X".
+The seeds' vectors come from the model's in-memory item table (the item tower on their
+features; the index is asked only for a seed the table does not hold), then one batched
+search finds every seed's neighbours (nq = seeds); a candidate near several seeds keeps its
+best score and names that seed (`similar_to`), so a UI can say "because you read X".
 """
 
 from __future__ import annotations
@@ -28,7 +29,10 @@ def neighbours(
     exclusions: Exclusions,
 ) -> Found:
     """Up to ``limit`` items nearest to any seed, best first; no seed and no excluded item."""
-    vectors = index.vectors(model.version, seeds) if seeds else {}
+    vectors = model.item_vectors(seeds)
+    missing = [s for s in seeds if s not in vectors]
+    if missing:
+        vectors.update(index.vectors(model.version, missing))
     known = [s for s in seeds if s in vectors]
     if not known:
         return Found([], [], [])
