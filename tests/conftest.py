@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.index_support import free_port
+from service.loopback import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 ML100K_DIR = ROOT.parent / "shared" / "data" / "ml-100k"

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import socket
 import subprocess
 import sys
 import time
@@ -25,6 +24,7 @@ from service.bench.load import API_KEY, CpuMeter, LoadResult, closed_loop, open_
 from service.bundle import load_bundle
 from service.index import open_index
 from service.index.lite_server import LiteServer
+from service.loopback import free_port
 from service.model import load_serving_model
 from service.online import stages
 from service.online.domain import Exclusions, RecommendationQuery
@@ -159,7 +159,7 @@ def _server(
 ) -> Iterator[tuple[int, CpuMeter]]:
     """Start ``command`` (a server on the catalog) and yield its port and CPU meter once it
     answers; with several workers, Milvus Lite is shared through its own server process."""
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, **env, "RECSYS_PORT": str(port), "RECSYS_WORKERS": str(workers)}
     env["RECSYS_STORE_URI"] = catalog.store_uri
     with _shared_lite(catalog, workers) as (milvus_uri, milvus_pid):
@@ -186,7 +186,7 @@ def _shared_lite(catalog: BenchCatalog, workers: int) -> Iterator[tuple[str, int
     if workers == 1:
         yield catalog.milvus_uri, None
         return
-    with LiteServer(Path(catalog.milvus_uri), port=_free_port()) as lite:
+    with LiteServer(Path(catalog.milvus_uri), port=free_port()) as lite:
         yield lite.uri, lite.pid
 
 
@@ -215,12 +215,6 @@ def _wait_ready(url: str, process: subprocess.Popen, timeout_s: float = 180) -> 
             pass
         time.sleep(0.3)
     raise RuntimeError(f"server at {url} not ready after {timeout_s:.0f} s")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _result(config: BenchConfig, version: str, floor: dict, runs: list[ServerRun]) -> dict:

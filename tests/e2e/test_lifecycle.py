@@ -11,9 +11,9 @@ import httpx
 import pytest
 
 from service.index.lite_server import LiteServer
+from service.loopback import free_port
 from tests.bodies import items_body
 from tests.e2e.support import Deployment, deploy, serving
-from tests.integration.index_support import free_port
 
 pytestmark = pytest.mark.anyio
 

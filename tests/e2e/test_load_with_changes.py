@@ -20,11 +20,11 @@ import pytest
 
 from service.bundle import read_manifest
 from service.index import open_index
+from service.loopback import free_port
 from service.state import open_store
 from tests.bodies import items_body
 from tests.e2e.support import deploy
 from tests.e2e.test_uvicorn import serve, stop, wait_ready
-from tests.integration.index_support import free_port
 
 SECONDS, RATE, USERS = 60, 20, 50
 TOPIC = "load_topic"

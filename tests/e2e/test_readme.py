@@ -26,8 +26,8 @@ import httpx
 import pytest
 
 from service.cli.common import port_problem
+from service.loopback import free_port
 from tests.e2e.test_uvicorn import stop, wait_ready
-from tests.integration.index_support import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 RUNNABLE = re.compile(r"^```bash runnable\n(.*?)^```", re.M | re.S)

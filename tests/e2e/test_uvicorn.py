@@ -14,9 +14,9 @@ import httpx
 import pytest
 
 from service.index.lite_server import LiteServer
+from service.loopback import free_port
 from tests.bodies import items_body
 from tests.e2e.support import Deployment, deploy
-from tests.integration.index_support import free_port
 
 
 def serve(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Sequence
 
 import numpy as np
@@ -40,9 +39,3 @@ def recall(found: Sequence[SearchHit], truth: Sequence[SearchHit]) -> float:
     if not truth:
         return 1.0
     return len({h.item_id for h in found} & {h.item_id for h in truth}) / len(truth)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]

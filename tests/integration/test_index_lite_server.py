@@ -16,7 +16,7 @@ import pytest
 
 from service.index.lite_server import LiteServer, LiteServerError
 from service.index.milvus import MilvusIndex
-from tests.integration.index_support import free_port
+from service.loopback import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 ROWS = np.eye(4, dtype=np.float32)

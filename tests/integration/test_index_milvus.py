@@ -28,7 +28,7 @@ from service.index import (
 from service.index.exact import ExactIndex
 from service.index.lite_server import LiteServer
 from service.index.milvus import MilvusIndex
-from tests.integration.index_support import free_port
+from service.loopback import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 TIMEOUT_S = 1.0

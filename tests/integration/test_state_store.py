@@ -201,9 +201,9 @@ def test_sqlite_is_safe_with_several_processes(tmp_path: Path):
 
 
 def test_unreachable_redis_fails_fast_with_a_store_error():
+    from service.loopback import free_port
     from service.state import StoreError
     from service.state.redis_store import RedisStore
-    from tests.integration.index_support import free_port
 
     started = time.monotonic()
     with pytest.raises(StoreError, match="redis store"):

@@ -30,12 +30,8 @@ from service.index import (
 from service.index.exact import ExactIndex
 from service.index.lite_server import LiteServer
 from service.index.milvus import MilvusIndex
-from tests.integration.index_support import (
-    clustered_unit_vectors,
-    free_port,
-    queries_near,
-    recall,
-)
+from service.loopback import free_port
+from tests.integration.index_support import clustered_unit_vectors, queries_near, recall
 
 REPO = Path(__file__).resolve().parents[2]
 DIM = 4

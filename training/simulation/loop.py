@@ -28,6 +28,7 @@ from service.feedback.export import export_dataset
 from service.index import open_index
 from service.index.lite_server import LiteServer
 from service.indexing import run_index_job
+from service.loopback import free_port
 from service.state import open_store
 from training.compare import with_epoch_cap
 from training.config import TrainConfig
@@ -35,7 +36,7 @@ from training.datasets import load_dataset
 from training.datasets.posts import SynthConfig, write
 from training.pipeline import train_bundle
 from training.quality.deploy import deploy
-from training.simulation.service import Api, free_port, running_service
+from training.simulation.service import Api, running_service
 from training.simulation.world import World
 
 CONTROL, RETRAINED = "round0", "retrained"

@@ -5,7 +5,6 @@ while the service serves), and the REST calls the loop makes."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -15,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+
+from service.loopback import free_port
 
 
 class ServiceError(RuntimeError):
@@ -103,9 +104,3 @@ def _wait_ready(url: str, process: subprocess.Popen, timeout_s: float = 180) -> 
             pass
         time.sleep(0.3)
     raise ServiceError(f"recsys serve at {url} not ready after {timeout_s:.0f} s")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
