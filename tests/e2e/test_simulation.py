@@ -39,6 +39,7 @@ def test_a_round_of_the_loop_logs_attributes_splits_and_gates(tmp_path: Path):
         sum(v["positives"] for r in (zero, one) for v in r["variants"]) == totals["clicks_posted"]
     )
     assert 0.3 < one["variants"][0]["impressions"] / 800 < 0.7  # a 50/50 split of 400 users
+    assert all(v["impressions"] % 2 == 0 for v in one["variants"])  # both requests, one arm
 
     retrained, worse = result["gate"]
     assert retrained["status"] in (200, 409)

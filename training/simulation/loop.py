@@ -74,7 +74,7 @@ def run_simulation(s: SimulationSettings, say: Callable[[str], None]) -> dict[st
         deploy(load_bundle(first), dataset, s.workdir / "serve", 200, lite.uri, store_uri).close()
         with running_service(first, bundles, s.workdir, lite.uri, store_uri) as url:
             api = Api(url)
-            traffic = Traffic(s, world, api, seen, popular, say)
+            traffic = Traffic(s, world, api, seen, popular, store_uri, say)
             rollout = Rollout(api, train, bundles, lite.uri, store_uri, s.workdir, say)
             try:
                 rounds = [traffic.serve_round(0, {"default": first})]
@@ -86,7 +86,7 @@ def run_simulation(s: SimulationSettings, say: Callable[[str], None]) -> dict[st
             finally:
                 api.close()
         time.sleep(0.5)
-        totals = traffic.totals(store_uri)
+        totals = traffic.totals()
     return {
         "settings": {k: v for k, v in asdict(s).items() if k != "workdir"},
         "rounds": rounds,
@@ -105,12 +105,13 @@ class Traffic:
         api: Api,
         seen: dict[str, set[str]],
         popular: list[str],
+        store_uri: str,
         say: Callable[[str], None],
     ) -> None:
         self.s, self.world, self.api, self.seen, self.popular = s, world, api, seen, popular
-        self.say = say
+        self.store_uri, self.say = store_uri, say
         self.answers = self.clicks = 0
-        self.variant_of: dict[str, set[str]] = defaultdict(set)
+        self.variant_of: dict[str, set[str]] = defaultdict(set)  # in the experiment's rounds
         self.started = time.time()
 
     def serve_round(self, n: int, bundles: dict[str, Path]) -> dict[str, Any]:
@@ -124,7 +125,8 @@ class Traffic:
                 answer = self.api.recommend(user, self.s.k, context)
                 self.answers += 1
                 items = [i["item_id"] for i in answer["items"]]
-                self.variant_of[user].add(answer["variant"])
+                if n > 0:
+                    self.variant_of[user].add(answer["variant"])
                 p = self.world.click_probability(user, items, context)
                 expected[answer["variant"]].append(float(p.mean()) if len(p) else 0.0)
                 popular = [i for i in self.popular if i not in self.seen[user]][: self.s.k]
@@ -145,7 +147,7 @@ class Traffic:
     def _round_figures(
         self, n: int, since: float, bundles: dict[str, Path], expected: dict[str, list[float]]
     ) -> dict[str, Any]:
-        store = open_store(f"sqlite:///{self.s.workdir / 'state.db'}")
+        store = open_store(self.store_uri)
         try:
             counts = count(store.impressions_since(since), store.feedback_since(since))
         finally:
@@ -164,15 +166,16 @@ class Traffic:
             "popularity_expected_ctr": float(np.mean(expected["popularity"])),
         }
 
-    def totals(self, store_uri: str) -> dict[str, Any]:
-        """What the service accepted against what the store holds."""
-        store = open_store(store_uri)
+    def totals(self) -> dict[str, Any]:
+        """What the service accepted against what the store holds, and whether every user
+        kept one variant through the experiment's rounds."""
+        store = open_store(self.store_uri)
         try:
             impressions = sum(1 for _ in store.impressions_since(self.started))
             positives = sum(1 for f in store.feedback_since(self.started) if f.positive)
         finally:
             store.close()
-        sticky = all(len(v) == 1 for u, v in self.variant_of.items() if "default" not in v)
+        sticky = bool(self.variant_of) and all(len(v) == 1 for v in self.variant_of.values())
         return {
             "answers": self.answers,
             "impressions_logged": impressions,
