@@ -75,7 +75,9 @@ def run_simulation(s: SimulationSettings, say: Callable[[str], None]) -> dict[st
         with running_service(first, bundles, s.workdir, lite.uri, store_uri) as url:
             api = Api(url)
             traffic = Traffic(s, world, api, seen, popular, store_uri, say)
-            rollout = Rollout(api, train, bundles, lite.uri, store_uri, s.workdir, say)
+            rollout = Rollout(
+                api, train, bundles, lite.uri, store_uri, s.workdir, traffic.started, say
+            )
             try:
                 rounds = [traffic.serve_round(0, {"default": first})]
                 serving = first
@@ -85,7 +87,6 @@ def run_simulation(s: SimulationSettings, say: Callable[[str], None]) -> dict[st
                     rounds.append(traffic.serve_round(n, {CONTROL: first, RETRAINED: serving}))
             finally:
                 api.close()
-        time.sleep(0.5)
         totals = traffic.totals()
     return {
         "settings": {k: v for k, v in asdict(s).items() if k != "workdir"},
@@ -196,11 +197,12 @@ class Rollout:
         milvus_uri: str,
         store_uri: str,
         workdir: Path,
+        since: float,
         say: Callable[[str], None],
     ) -> None:
         self.api, self.train, self.bundles, self.say = api, train, bundles, say
         self.milvus_uri, self.store_uri, self.workdir = milvus_uri, store_uri, workdir
-        self.started = time.time()
+        self.since = since  # the export takes the traffic from then on
         self.gate_checks: list[dict[str, Any]] = []
 
     def retrain(self, n: int, serving: Path) -> Path:
@@ -232,7 +234,7 @@ class Rollout:
                 bundle.encoder.schema,
                 bundle.manifest.models["ranker"].features,
                 self.workdir / f"traffic-{n}",
-                self.started,
+                self.since,
             )
         finally:
             store.close()
