@@ -3,8 +3,9 @@ own threads): each takes the jobs of concurrent requests and returns one result 
 value or that job's own exception.
 
 - users: each user's state from the store, then one encoding and one user-tower run for all;
-- search: one index call (nq > 1) per model and filter; each request's exclusions are
-  over-fetched and dropped after, so requests with different exclusions share the call;
+- search: one index call (nq > 1) per model and filter, for the user vectors and the
+  item-to-item seeds of every request; each request's exclusions are over-fetched and
+  dropped after, so requests with different exclusions share the call;
 - rank: every request's candidates gathered and scored in one ranker run.
 
 For an exact index the over-fetch gives the same candidates as excluding inside the search.
@@ -23,7 +24,7 @@ import numpy as np
 
 from service.features import EncodingError
 from service.index import VectorIndex
-from service.index.port import MAX_LIMIT
+from service.index.port import MAX_LIMIT, HitColumns
 from service.online.domain import (
     Candidates,
     Exclusions,
@@ -32,6 +33,8 @@ from service.online.domain import (
     UserState,
 )
 from service.online.ports import EncodedUser, ServableModel
+from service.online.sources.found import Found
+from service.online.sources.item_to_item import nearest, neighbours, neighbours_fetch, seed_vectors
 from service.online.stages import load_user_state, retrieve, user_row
 from service.state import StateStore, StoreError
 
@@ -49,11 +52,28 @@ class ServedUser:
 
 @dataclass(frozen=True)
 class SearchJob:
+    """A request's vector searches, served in one index call with the other jobs': its user
+    vector (``two_tower``; None when not asked) and the items whose neighbours
+    ``item_to_item`` wants (``seeds``)."""
+
     model: ServableModel
-    vector: np.ndarray
+    vector: np.ndarray | None
     limit: int
     filter: Mapping[str, Sequence[Any]]
     exclusions: Exclusions
+    seeds: Sequence[str] = ()
+
+    def fetch(self) -> int:
+        """Hits per query, with the over-fetch for what is dropped after the search."""
+        if self.seeds:
+            return neighbours_fetch(self.limit, self.exclusions, len(self.seeds))
+        return self.limit + len(self.exclusions)
+
+
+@dataclass(frozen=True)
+class Searched:
+    candidates: Candidates | None  # the user vector's; None when the job had none
+    neighbours: Found | None  # the seeds'; None when the job had none
 
 
 @dataclass(frozen=True)
@@ -150,10 +170,7 @@ class SearchStage:
         out: list[Any] = [None] * len(jobs)
         groups: dict[tuple, list[int]] = {}
         for i, job in enumerate(jobs):
-            if (
-                len(job.exclusions) > self._overfetch_max
-                or job.limit + len(job.exclusions) > MAX_LIMIT
-            ):
+            if len(job.exclusions) > self._overfetch_max or job.fetch() > MAX_LIMIT:
                 out[i] = self._alone(job)
             else:
                 key = (id(job.model), job.model.version, _filter_key(job.filter))
@@ -163,27 +180,58 @@ class SearchStage:
         return out
 
     def _alone(self, job: SearchJob) -> Any:
+        """With the exclusions inside the search (too many to over-fetch)."""
         try:
-            return retrieve(
-                self._index, job.model, job.vector, job.limit, job.filter, job.exclusions
-            )
+            candidates = None
+            if job.vector is not None:
+                candidates = retrieve(
+                    self._index, job.model, job.vector, job.limit, job.filter, job.exclusions
+                )
+            found = None
+            if job.seeds:
+                found = neighbours(
+                    self._index, job.model, job.seeds, job.limit, job.filter, job.exclusions
+                )
+            return Searched(candidates, found)
         except Exception as exc:  # the request decides what a failure means
             return exc
 
     def _together(self, jobs: list[SearchJob], positions: list[int], out: list[Any]) -> None:
-        first = jobs[0]
-        limit = max(job.limit + len(job.exclusions) for job in jobs)
-        vectors = np.stack([job.vector for job in jobs])
-        try:
-            found = self._index.search_many(
-                first.model.version, vectors, limit, first.filter or None
-            )
-        except Exception as exc:
-            for i in positions:
+        queries: list[np.ndarray] = []
+        planned: list[tuple[int, SearchJob, list[str]]] = []
+        for i, job in zip(positions, jobs, strict=True):
+            try:
+                vectors = seed_vectors(self._index, job.model, job.seeds) if job.seeds else {}
+            except Exception as exc:
                 out[i] = exc
-            return
-        for i, job, hits in zip(positions, jobs, found, strict=True):
-            out[i] = Candidates.kept(hits.ids, hits.scores, job.exclusions, job.limit)
+                continue
+            known = [s for s in job.seeds if s in vectors]
+            queries.extend([job.vector] if job.vector is not None else [])
+            queries.extend(vectors[s] for s in known)
+            planned.append((i, job, known))
+        found: list[HitColumns] = []
+        if queries:
+            first = jobs[0]
+            limit = max(job.fetch() for _, job, _ in planned)
+            try:
+                found = self._index.search_many(
+                    first.model.version, np.stack(queries), limit, first.filter or None
+                )
+            except Exception as exc:
+                for i, _, _ in planned:
+                    out[i] = exc
+                return
+        at = 0
+        for i, job, known in planned:
+            candidates = None
+            if job.vector is not None:
+                hits, at = found[at], at + 1
+                candidates = Candidates.kept(hits.ids, hits.scores, job.exclusions, job.limit)
+            neighboured = None
+            if job.seeds:
+                seed_hits, at = found[at : at + len(known)], at + len(known)
+                neighboured = nearest(known, seed_hits, job.limit, job.exclusions)
+            out[i] = Searched(candidates, neighboured)
 
 
 def _filter_key(filters: Mapping[str, Sequence[Any]]) -> tuple:

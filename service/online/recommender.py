@@ -51,6 +51,7 @@ from service.online.sources.plan import SourcePlan, check_shares, plan
 from service.online.sources.runner import SourceRunner
 from service.online.sources.trending import TrendingCounter
 from service.online.stages import is_cold_start, popular
+from service.online.store_counts import StoreCounts
 from service.settings import Settings
 from service.state import StateStore
 from service.validation import InvalidInput, check_request_names
@@ -74,7 +75,8 @@ class Recommender:
         self._search = Batcher("search", SearchStage(index), metrics, threads=threads, **batching)
         self._rank = Batcher("rank", RankStage(store), metrics, threads=threads, **batching)
         self.trending = TrendingCounter(settings.trending_half_life_s, settings.trending_capacity)
-        self._sources = SourceRunner(index, store, self._search, settings, self.trending)
+        self._counts = StoreCounts(store)
+        self._sources = SourceRunner(self._search, settings, self.trending, self._counts)
 
     def close(self) -> None:
         for batcher in (self._users, self._search, self._rank):
@@ -100,7 +102,7 @@ class Recommender:
                 with clock.stage("popular"):
                     candidates = await off_loop(
                         lambda: popular(
-                            model, self._store, sources_limit(sources), query.filter, exclusions
+                            model, self._counts, sources_limit(sources), query.filter, exclusions
                         )
                     )
         items, ranker_problem = await self._ranked(model, user, candidates, query, clock)
@@ -152,7 +154,7 @@ class Recommender:
         started = time.perf_counter()
         try:
             found = await self._search.submit(job, self._settings.search_deadline_ms / 1000)
-            return found, None
+            return found.candidates, None
         except InvalidFilter as exc:
             raise InvalidInput(str(exc), "filter") from None
         except InvalidRequest as exc:
@@ -168,7 +170,7 @@ class Recommender:
             clock.record("search", time.perf_counter() - started)
         with clock.stage("popular"):
             fallback = await off_loop(
-                lambda: popular(model, self._store, limit, query.filter, exclusions)
+                lambda: popular(model, self._counts, limit, query.filter, exclusions)
             )
         return fallback, problem
 

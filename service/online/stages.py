@@ -14,6 +14,7 @@ import numpy as np
 from service.index import VectorIndex
 from service.online.domain import Candidates, Exclusions, UserState
 from service.online.ports import ServableModel
+from service.online.store_counts import StoreCounts
 from service.state import StateStore, StoreError
 from service.validation import RequestRules
 
@@ -61,16 +62,16 @@ def retrieve(
 
 def popular(
     model: ServableModel,
-    store: StateStore,
+    counts: StoreCounts,
     limit: int,
     filters: Mapping[str, Sequence[Any]] | None,
     exclusions: Exclusions,
 ) -> Candidates:
-    """Most-read items from the event counts (when the store answers), then the bundle's
+    """Most-read items from the store's event counts (when it answers), then the bundle's
     training popularity; only catalog items (when there is a catalog) that pass the filters and
     are not excluded."""
     try:
-        counted = [item_id for item_id, _ in store.popular_items(limit + len(exclusions))]
+        counted = [item_id for item_id, _ in counts.top(limit + len(exclusions))]
     except StoreError:
         counted = []
     ordered = dict.fromkeys([*counted, *model.popular_items])

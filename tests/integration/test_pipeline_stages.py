@@ -14,7 +14,10 @@ from service.index.port import MAX_EXCLUSIONS
 from service.indexing import run_index_job
 from service.model import ItemTable, load_serving_model
 from service.online import stages
+from service.online.batched import SearchJob, SearchStage
 from service.online.domain import Exclusions, RecommendationQuery, UserState
+from service.online.sources.item_to_item import neighbours
+from service.online.store_counts import StoreCounts
 from service.state import Event, ItemChange, open_store
 
 
@@ -105,15 +108,15 @@ def test_retrieve_matches_brute_force_and_honours_filters(served, posts_dir):
 def test_popular_fallback_respects_catalog_filters_and_exclusions(served):
     model, _, store = served
     store.add_events("pop", [Event("p5", "read", 1.0, 50.0), Event("nope", "read", 1.0, 99.0)])
-    none = Exclusions(())
-    got = [c.item_id for c in stages.popular(model, store, 10, None, none)]
+    none, counts = Exclusions(()), StoreCounts(store)
+    got = [c.item_id for c in stages.popular(model, counts, 10, None, none)]
     assert got[0] == "p5" and "nope" not in got  # not in the catalog
     assert len(got) == 10
     assert "p5" not in [
-        c.item_id for c in stages.popular(model, store, 10, None, Exclusions(("p5",)))
+        c.item_id for c in stages.popular(model, counts, 10, None, Exclusions(("p5",)))
     ]
     topic = model.items.attributes("p5")["topic_id"]
-    only = stages.popular(model, store, 5, {"topic_id": [topic]}, none)
+    only = stages.popular(model, counts, 5, {"topic_id": [topic]}, none)
     assert all(model.items.attributes(c.item_id)["topic_id"] == topic for c in only)
     assert {c.source for c in only} == {"popular"}
 
@@ -174,3 +177,31 @@ def test_item_vectors_from_the_item_table_are_the_indexed_ones(served):
     assert set(computed) == set(ids) == set(indexed)
     for item_id in ids:
         np.testing.assert_allclose(computed[item_id], indexed[item_id], rtol=1e-5, atol=1e-6)
+
+
+def test_one_batched_search_gives_each_job_what_its_own_searches_give(served):
+    """User vectors and item-to-item seeds of several requests in one index call: each job's
+    candidates and neighbours equal those of `retrieve` and `neighbours` run on their own."""
+    model, index, _ = served
+    ids = model.items.item_ids()
+    many = Exclusions(tuple(ids[100:400]))  # past the over-fetch: searched alone
+    jobs = [
+        SearchJob(model, embed(model, {"client_id": "u1"}), 30, {}, Exclusions(())),
+        SearchJob(model, embed(model, {"client_id": "u2"}), 30, {}, Exclusions(ids[:3]), ids[3:8]),
+        SearchJob(model, None, 20, {}, Exclusions(ids[8:10]), (ids[10], "not-in-the-catalog")),
+        SearchJob(model, embed(model, {"client_id": "u3"}), 20, {}, many, ids[:2]),
+    ]
+    results = SearchStage(index)(jobs)
+    for job, searched in zip(jobs, results, strict=True):
+        if job.vector is None:
+            assert searched.candidates is None
+        else:
+            alone = stages.retrieve(index, model, job.vector, job.limit, None, job.exclusions)
+            assert searched.candidates.ids == alone.ids and len(alone.ids) == job.limit
+            assert searched.candidates.scores == pytest.approx(alone.scores, abs=1e-6)
+        if not job.seeds:
+            assert searched.neighbours is None
+            continue
+        near = neighbours(index, model, job.seeds, job.limit, {}, job.exclusions)
+        assert searched.neighbours.ids == near.ids and len(near.ids) == job.limit
+        assert searched.neighbours.similar_to == near.similar_to

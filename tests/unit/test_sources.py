@@ -221,3 +221,22 @@ async def test_item_to_item_takes_seed_vectors_from_the_model_and_the_rest_from_
     answer = await recommend(k=10, candidates=20, sources={"item_to_item": 1.0})
     assert asked == [["i3"]]  # only the seed the model does not hold
     assert {i.explanation.similar_to for i in answer.items} == {"i3", "i7"}
+
+
+async def test_two_tower_and_item_to_item_share_one_index_call(
+    recommend, store, index, monkeypatch
+):
+    store.add_events("known", [Event("i3", "read", 1.0), Event("i7", "read", 2.0)])
+    calls: list[int] = []
+    search_many = index.search_many
+    monkeypatch.setattr(
+        index,
+        "search_many",
+        lambda version, vectors, *rest: (
+            calls.append(len(vectors)) or search_many(version, vectors, *rest)
+        ),
+    )
+    answer = await recommend(k=10, candidates=20, sources={"two_tower": 0.5, "item_to_item": 0.5})
+    assert calls == [3]  # the user vector and the two seeds
+    assert {i.explanation.reason for i in answer.items} == {"for_you", "similar_to"}
+    assert not answer.failed_sources

@@ -1,42 +1,45 @@
 """Running a request's candidate sources at once, each under its own deadline, and merging
 what came back in time.
 
-``two_tower`` goes through the shared, batched search stage (the user-vector search of the
-default path, with its deadline ``RECSYS_SEARCH_DEADLINE_MS``); the others run in worker
-threads under ``RECSYS_SOURCE_DEADLINES_MS``. Every source is asked for the whole candidate
-count, so the others can fill the quota of one that fails or comes up short. A source that
-fails is named in the answer (``failed_sources``): ``timeout`` or ``unavailable``. Only these
-failures are tolerated; any other exception is a bug and surfaces.
+``two_tower`` and ``item_to_item`` go through the shared, batched search stage as one job:
+the user vector and the seeds are searched in the same index call (two calls into the one
+Milvus Lite process cost about twice one: `recsys bench --sources-ab`); each source waits for
+it under its own deadline (``RECSYS_SEARCH_DEADLINE_MS`` for two_tower). ``trending`` and
+``fresh`` run in worker threads under ``RECSYS_SOURCE_DEADLINES_MS``. Every source is asked
+for the whole candidate count, so the others can fill the quota of one that fails or comes
+up short. A source that fails is named in the answer (``failed_sources``): ``timeout`` or
+``unavailable``. Only these failures are tolerated; any other exception is a bug and
+surfaces.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import anyio
 
-from service.index import IndexUnavailable, InvalidFilter, VectorIndex
-from service.online.batched import SearchJob, ServedUser
+from service.index import IndexUnavailable, InvalidFilter
+from service.online.batched import Searched, SearchJob, ServedUser
 from service.online.batcher import Batcher
 from service.online.clock import StageClock, off_loop
 from service.online.domain import Candidates, Exclusions, FallbackReason, RecommendationQuery
 from service.online.ports import ServableModel
 from service.online.sources.found import Found, servable
 from service.online.sources.fresh import fresh
-from service.online.sources.item_to_item import neighbours
 from service.online.sources.merge import merge
 from service.online.sources.plan import SourcePlan
 from service.online.sources.trending import TrendingCounter
+from service.online.store_counts import StoreCounts
 from service.settings import Settings
-from service.state import StateStore, StoreError
+from service.state import StoreError
 from service.validation import InvalidInput
 
 log = logging.getLogger(__name__)
 TRENDING_SCAN_FACTOR = 4
-STORE_COUNTS_TTL_S = 5.0  # how stale the store's all-time counts may be for `trending`
 
 
 @dataclass
@@ -53,24 +56,20 @@ class _Request:
     user: ServedUser
     exclusions: Exclusions
     limit: int
+    seeds: list[str]
+    searched: asyncio.Task[Searched] | None = None
 
 
 class SourceRunner:
     def __init__(
         self,
-        index: VectorIndex,
-        store: StateStore,
         search: Batcher,
         settings: Settings,
         trending: TrendingCounter,
+        counts: StoreCounts,
     ) -> None:
-        self._index, self._store, self._search = index, store, search
-        self._settings, self.trending = settings, trending
-        self._store_counts: tuple[float, int, list[tuple[str, float]]] = (
-            -STORE_COUNTS_TTL_S,
-            0,
-            [],
-        )
+        self._search, self._settings = search, settings
+        self.trending, self._counts = trending, counts
 
     async def gather(
         self,
@@ -81,7 +80,8 @@ class SourceRunner:
         plan: SourcePlan,
         clock: StageClock,
     ) -> Gathered:
-        request = _Request(model, query, user, exclusions, sum(plan.quotas.values()))
+        seeds = user.state.seen[: self._settings.item_to_item_seeds]
+        request = _Request(model, query, user, exclusions, sum(plan.quotas.values()), seeds)
         found: dict[str, Found] = {}
         out = Gathered(Candidates([], [], "retrieval"))
 
@@ -100,9 +100,14 @@ class SourceRunner:
             finally:
                 clock.record(_timing(name), time.perf_counter() - started)
 
-        async with anyio.create_task_group() as tasks:
-            for name in plan.names:
-                tasks.start_soon(one, name)
+        request = replace(request, searched=self._vector_search(request, plan))
+        try:
+            async with anyio.create_task_group() as tasks:
+                for name in plan.names:
+                    tasks.start_soon(one, name)
+        finally:
+            if request.searched is not None:
+                request.searched.cancel()  # both gave up: the batcher skips the job
         with clock.stage("merge"):
             out.candidates = merge(plan, found, request.limit)
         return out
@@ -110,38 +115,47 @@ class SourceRunner:
     def _run(self, name: str, r: _Request) -> Awaitable[Found]:
         if name == "two_tower":
             return self._two_tower(r)
+        if name == "item_to_item":
+            return self._item_to_item(r)
         blocking: Callable[[], Found] = {
-            "item_to_item": lambda: self._item_to_item(r),
             "trending": lambda: self._trending(r),
             "fresh": lambda: fresh(r.model, r.limit, r.query.filter, r.exclusions),
         }[name]
         return off_loop(blocking, self._settings.source_deadlines_ms.get(name))
 
+    def _vector_search(self, r: _Request, plan: SourcePlan) -> asyncio.Task[Searched] | None:
+        """One search job for the user vector (two_tower) and the seeds (item_to_item)."""
+        vector = r.user.vector if "two_tower" in plan.quotas else None
+        seeds = r.seeds if "item_to_item" in plan.quotas else []
+        if vector is None and not seeds:
+            return None
+        job = SearchJob(r.model, vector, r.limit, r.query.filter, r.exclusions, seeds)
+        return asyncio.ensure_future(self._search.submit(job))
+
     async def _two_tower(self, r: _Request) -> Found:
-        job = SearchJob(r.model, r.user.vector, r.limit, r.query.filter, r.exclusions)
-        found: Candidates = await self._search.submit(job, self._settings.search_deadline_ms / 1000)
+        searched = await _within(r.searched, self._settings.search_deadline_ms)
+        found = searched.candidates
         return Found(found.ids, list(found.scores or []))
 
-    def _item_to_item(self, r: _Request) -> Found:
-        seeds = r.user.state.seen[: self._settings.item_to_item_seeds]
-        return neighbours(self._index, r.model, seeds, r.limit, r.query.filter, r.exclusions)
+    async def _item_to_item(self, r: _Request) -> Found:
+        if r.searched is None or not r.seeds:
+            return Found([], [], [])
+        deadline_ms = self._settings.source_deadlines_ms.get("item_to_item")
+        return (await _within(r.searched, deadline_ms)).neighbours
 
     def _trending(self, r: _Request) -> Found:
         """The decayed counts; while this process has none, the store's all-time counts."""
         scan = TRENDING_SCAN_FACTOR * r.limit + len(r.exclusions)
-        ranked = self.trending.top(scan) or self._counted(scan)
+        ranked = self.trending.top(scan) or self._counts.top(scan)
         return servable(r.model, ranked, r.limit, r.query.filter, r.exclusions, scan)
 
-    def _counted(self, scan: int) -> list[tuple[str, float]]:
-        """The store's top ``scan`` by all-time counts, read at most every
-        ``STORE_COUNTS_TTL_S`` (a sort over every counted item: 9 ms per request on SQLite
-        with 100k items, `recsys bench --sources-ab`); concurrent misses may read twice."""
-        read_at, size, ranked = self._store_counts
-        now = time.monotonic()
-        if now - read_at >= STORE_COUNTS_TTL_S or scan > size:
-            ranked = self._store.popular_items(scan)
-            self._store_counts = (now, scan, ranked)
-        return ranked[:scan]
+
+async def _within(searched: asyncio.Task[Searched] | None, deadline_ms: float | None) -> Searched:
+    """The shared search's result, or TimeoutError past ``deadline_ms`` (the search goes on
+    for the other source)."""
+    assert searched is not None
+    timeout_s = None if deadline_ms is None else deadline_ms / 1000
+    return await asyncio.wait_for(asyncio.shield(searched), timeout_s)
 
 
 def _timing(name: str) -> str:
