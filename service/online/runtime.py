@@ -19,9 +19,11 @@ an explicit admin action: ``POST /v1/admin/reload`` with the previous bundle.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import time
 from pathlib import Path
+from typing import Any
 
 import anyio
 import orjson
@@ -40,6 +42,22 @@ ROLLOUT_KEY = "rollout"
 FOLLOW_RETRY_S = 5.0  # how often a process retries an active bundle it could not load
 
 
+def _frozen(load_model: ModelLoader) -> ModelLoader:
+    """``load_model``, then what it loaded moved out of the cyclic collector's reach
+    (`gc.freeze`). A model at 100k items holds about a million objects (the item table), and
+    a full collection over them stalled whichever request was allocating for ~100 ms every
+    few seconds: 1 client with all four sources, `merge` took 90-102 ms in 4 of 2000 answers
+    (2026-12-04). Garbage is collected first so it is not frozen with the model."""
+
+    def load(*args: Any, **kwargs: Any) -> ServableModel:
+        model = load_model(*args, **kwargs)
+        gc.collect()
+        gc.freeze()
+        return model
+
+    return load
+
+
 def _path(path: Path | str) -> str:
     return str(Path(path).resolve())
 
@@ -54,7 +72,7 @@ class Runtime:
         load_model: ModelLoader,
     ) -> None:
         self.settings, self.index, self.store, self.metrics = settings, index, store, metrics
-        self._load_model = load_model
+        self._load_model = load_model = _frozen(load_model)
         self.model: ServableModel | None = None
         self.model_path: str | None = None
         self.last_reload_error: str | None = None

@@ -3,6 +3,7 @@ never rewrites the shared rollout record; a rollback is an explicit admin reload
 
 from __future__ import annotations
 
+import gc
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -128,3 +129,17 @@ async def test_a_new_configuration_that_does_not_load_leaves_the_record_alone(se
         async with serve(bundle=Path("fake_9")):
             pass
     assert record(store) == before
+
+
+async def test_a_loaded_model_is_out_of_the_cyclic_collectors_reach(serve, models):
+    """A full collection over a large model's objects stalled requests for ~100 ms; a loaded
+    model is frozen (`gc.freeze`), a reloaded one too."""
+    try:
+        assert any(o is models["fake_2"] for o in gc.get_objects())
+        async with serve() as client:
+            assert not any(o is models["fake_1"] for o in gc.get_objects())
+            reload = await client.post("/v1/admin/reload", json={"bundle": "fake_2", "force": True})
+            assert reload.status_code == 200
+            assert not any(o is models["fake_2"] for o in gc.get_objects())
+    finally:
+        gc.unfreeze()
