@@ -30,14 +30,15 @@ class OnnxModel:
     machine, but throughput under concurrent requests was lower (docs/architecture.md).
     """
 
-    def __init__(self, path: Path, intra_op_threads: int = 1) -> None:
+    def __init__(self, path: Path, intra_op_threads: int = 1, graph: bytes | None = None) -> None:
+        """``graph``: a serialized model to run instead of the file's (a rewrite of it)."""
         options = ort.SessionOptions()
         options.intra_op_num_threads = intra_op_threads
         options.inter_op_num_threads = 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         self.path = Path(path)
         self.session = ort.InferenceSession(
-            str(path), sess_options=options, providers=["CPUExecutionProvider"]
+            graph or str(path), sess_options=options, providers=["CPUExecutionProvider"]
         )
         self.input_names = [i.name for i in self.session.get_inputs()]
         self.output_name = self.session.get_outputs()[0].name

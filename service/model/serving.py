@@ -9,6 +9,7 @@ the user tower and the ranker's user-side inputs both.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -18,11 +19,14 @@ import numpy as np
 from service.bundle import Bundle
 from service.bundle.manifest import ITEM_TOWER, RANKER, USER_TOWER
 from service.bundle.onnx_model import ModelRunError
+from service.bundle.ranker_split import OWNERS, ranker_by_user
 from service.features.encoder import Arrays
 from service.indexing.writer import ItemWriter
 from service.model.item_table import ItemTable
 from service.online.ports import EncodedUser, ModelInfo, RankerError
 from service.validation import RequestRules, check_item_rows, check_profile, profile_features
+
+log = logging.getLogger(__name__)
 
 
 class ServingModel:
@@ -63,6 +67,7 @@ class ServingModel:
         self._user_ids = encoder.vocabs[schema[schema.user_key].table]
         self._user_tower = bundle.models[USER_TOWER]
         self._ranker = bundle.models[RANKER]
+        self._ranker_by_user = ranker_by_user(self._ranker, self._ranker_user_inputs)
         self._item_tower = bundle.models[ITEM_TOWER]
         tower_inputs = [s.name for s in encoder.input_specs(bundle.features(ITEM_TOWER))]
         table_inputs = {s.name for s in encoder.input_specs(items.features)}
@@ -101,13 +106,42 @@ class ServingModel:
 
     def score(self, users: EncodedUser, owners: np.ndarray, items: Arrays) -> np.ndarray:
         """The ranker's batch: the gathered item features beside their requests' user-side
-        inputs (row ``owners[i]`` for item ``i``), scored in one run."""
-        batch = dict(items)
-        batch.update({name: users[name][owners] for name in self._ranker_user_inputs})
+        inputs (row ``owners[i]`` for item ``i``), scored in one run; with the rewritten
+        ranker each request's user side is computed once (`service.bundle.ranker_split`)."""
         try:
-            return self._ranker.run(batch).reshape(-1)
+            if self._ranker_by_user is not None:
+                return self._ranker_by_user.run({**items, **users, OWNERS: owners}).reshape(-1)
+            return self._ranker.run(self._rows(users, owners, items)).reshape(-1)
         except ModelRunError as exc:
             raise RankerError(str(exc)) from exc
+
+    def _rows(self, users: EncodedUser, owners: np.ndarray, items: Arrays) -> Arrays:
+        batch = dict(items)
+        batch.update({name: users[name][owners] for name in self._ranker_user_inputs})
+        return batch
+
+    def check_ranker_by_user(self) -> bool:
+        """Keep the rewritten ranker only if it scores real rows as the exported one does:
+        three users' rows interleaved over the catalog's first items. Whether it is used."""
+        if self._ranker_by_user is None:
+            return False
+        known = self._user_ids.tokens[:3] or [""]
+        users = self.encode_users([{self.schema.user_key: user_id} for user_id in known])
+        ids = self.items.item_ids()[:30] or [""]
+        owners = np.arange(len(ids)) % len(known)
+        items = self.gather(ids)
+        try:
+            split = self._ranker_by_user.run({**items, **users, OWNERS: owners}).reshape(-1)
+            same = np.allclose(
+                split, self._ranker.run(self._rows(users, owners, items)).reshape(-1), atol=1e-5
+            )
+        except ModelRunError as exc:
+            log.warning("rewritten ranker does not run (%s); ranking row by row", exc)
+            same = False
+        if not same:
+            log.warning("rewritten ranker disagrees with %s; ranking row by row", self._ranker.path)
+            self._ranker_by_user = None
+        return same
 
     def check_items(self, items: Sequence[tuple[str, Mapping[str, Any]]]) -> list[dict[str, Any]]:
         return check_item_rows(items, self.rules, self._encode_item)

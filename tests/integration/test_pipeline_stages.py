@@ -205,3 +205,19 @@ def test_one_batched_search_gives_each_job_what_its_own_searches_give(served):
         near = neighbours(index, model, job.seeds, job.limit, {}, job.exclusions)
         assert searched.neighbours.ids == near.ids and len(near.ids) == job.limit
         assert searched.neighbours.similar_to == near.similar_to
+
+
+def test_the_rewritten_ranker_scores_every_row_as_the_exported_one(served):
+    """Each request's user side once (`service.bundle.ranker_split`), same scores."""
+    model, _, _ = served
+    assert model.check_ranker_by_user()
+    known = model._user_ids.tokens[:4]  # users the model knows: their sides differ
+    rows = [{model.schema.user_key: user_id} for user_id in known]
+    users = model.encode_users(rows)
+    ids = model.items.item_ids()[:60]
+    owners = np.repeat(np.arange(4), 15)
+    items = model.gather(ids)
+    once = model.score(users, owners, items)
+    by_row = model._ranker.run(model._rows(users, owners, items)).reshape(-1)
+    np.testing.assert_allclose(once, by_row, atol=1e-6)
+    assert len(np.unique(np.round(once, 4))) > 30
