@@ -82,6 +82,7 @@ class SourceRunner:
     ) -> Gathered:
         seeds = user.state.seen[: self._settings.item_to_item_seeds]
         request = _Request(model, query, user, exclusions, sum(plan.quotas.values()), seeds)
+        request = replace(request, searched=self._vector_search(request, plan))
         found: dict[str, Found] = {}
         out = Gathered(Candidates([], [], "retrieval"))
 
@@ -100,7 +101,6 @@ class SourceRunner:
             finally:
                 clock.record(_timing(name), time.perf_counter() - started)
 
-        request = replace(request, searched=self._vector_search(request, plan))
         try:
             async with anyio.create_task_group() as tasks:
                 for name in plan.names:
@@ -130,7 +130,10 @@ class SourceRunner:
         if vector is None and not seeds:
             return None
         job = SearchJob(r.model, vector, r.limit, r.query.filter, r.exclusions, seeds)
-        return asyncio.ensure_future(self._search.submit(job))
+        searched = asyncio.ensure_future(self._search.submit(job))
+        # a failure that came after both sources gave up is theirs to report, not asyncio's
+        searched.add_done_callback(lambda task: task.cancelled() or task.exception())
+        return searched
 
     async def _two_tower(self, r: _Request) -> Found:
         searched = await _within(r.searched, self._settings.search_deadline_ms)
