@@ -122,7 +122,7 @@ class ServingModel:
 
     def check_ranker_by_user(self) -> bool:
         """Keep the rewritten ranker only if it scores real rows as the exported one does:
-        three users' rows interleaved over the catalog's first items. Whether it is used."""
+        three users' rows interleaved over the catalog's first items. Returns whether it is used."""
         if self._ranker_by_user is None:
             return False
         known = self._user_ids.tokens[:3] or [""]
