@@ -77,6 +77,8 @@ def _row_wise(node: onnx.NodeProto, side: dict[str, str], constants: dict) -> bo
         if axes is None and len(node.input) > 1:
             axes = constants.get(node.input[1])
         return axes is not None and 0 not in {int(a) for a in list(axes)}
+    if node.op_type == "Slice":
+        return _slice_keeps_rows(node, constants)
     if node.op_type == "Reshape":  # [-1, fixed...]: keeps rows when the row size matches
         shape = constants.get(node.input[1])
         return (
@@ -86,6 +88,21 @@ def _row_wise(node: onnx.NodeProto, side: dict[str, str], constants: dict) -> bo
             and all(s > 0 for s in shape[1:])
         )
     return False
+
+
+def _slice_keeps_rows(node: onnx.NodeProto, constants: dict) -> bool:
+    """Constant starts, ends, axes (and steps), and the batch axis, if sliced, kept whole
+    (from 0 to an end past any batch: tf2onnx writes 1e9 for "to the end")."""
+    starts, ends, *rest = (constants.get(name) for name in node.input[1:])
+    axes = rest[0] if rest else None
+    steps = rest[1] if len(rest) > 1 else None
+    if starts is None or ends is None or axes is None or (len(rest) > 1 and steps is None):
+        return False
+    for k, axis in enumerate(axes.tolist()):
+        step = 1 if steps is None else int(steps[k])
+        if axis == 0 and not (starts[k] == 0 and ends[k] >= 10**9 and step == 1):
+            return False
+    return True
 
 
 def _broadcasts_per_row(value) -> bool:

@@ -20,6 +20,7 @@ import tensorflow as tf  # noqa: E402
 
 from service.bundle import load_bundle  # noqa: E402
 from service.bundle.onnx_model import OnnxModel  # noqa: E402
+from service.bundle.ranker_split import OWNERS, ranker_by_user  # noqa: E402
 from service.features import CrossFeat, FeatureEncoder, FeatureSchema  # noqa: E402
 from training.config import TrainConfig  # noqa: E402
 from training.datasets import load_dataset  # noqa: E402
@@ -86,6 +87,15 @@ def test_ranker_trains_and_passes_parity(name: str, encoded, tmp_path: Path) -> 
     assert report["rows"] >= 1000 and report["max_abs_diff"] <= 1e-4
     onnx = OnnxModel(tmp_path / f"{name}.onnx")
     assert sorted(onnx.input_names) == sorted(s.name for s in specs)
+    user_inputs = [s.name for s in encoder.input_specs([f for f in feats if f.side != "item"])]
+    by_user = ranker_by_user(onnx, user_inputs)  # each request's user side once, crosses too
+    assert by_user is not None
+    owners = np.arange(200) % 10  # ten users' rows interleaved over 200 items
+    items = {n: v[:200] for n, v in rows.items() if n not in user_inputs}
+    users = {n: rows[n][:10] for n in user_inputs}
+    expected = onnx.run({**items, **{n: v[owners] for n, v in users.items()}})
+    got = by_user.run({**items, **users, OWNERS: owners})
+    np.testing.assert_allclose(got, expected, atol=1e-6)
 
 
 def test_only_widedeep_reads_the_crosses(encoded) -> None:
