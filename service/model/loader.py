@@ -77,9 +77,7 @@ def _open_collection(writer: ItemWriter, require_items: bool) -> tuple[str, int,
 
 
 def warm(model: ServingModel) -> None:
-    """One user embedding and one full-size ranker batch, so the first request is not slow;
-    the rewritten ranker checked against the exported one."""
-    model.check_ranker_by_user()
+    """One user embedding and one full-size ranker batch, so the first request is not slow."""
     user = model.encode_users([{}])
     model.embed_users(user)
     ids = model.items.item_ids()[:WARM_ROWS] or [""]

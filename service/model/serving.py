@@ -72,6 +72,7 @@ class ServingModel:
         tower_inputs = [s.name for s in encoder.input_specs(bundle.features(ITEM_TOWER))]
         table_inputs = {s.name for s in encoder.input_specs(items.features)}
         self._item_tower_inputs = tower_inputs if set(tower_inputs) <= table_inputs else None
+        self.check_ranker_by_user()  # a rewritten ranker is never used unchecked
 
     def knows_user(self, user_id: str) -> bool:
         return user_id in self._user_ids
